@@ -1,0 +1,31 @@
+# Two commands from a clean clone (see README):
+#   make run   -> create .venv, install, run the main job on the built-in synthetic data
+#   make test  -> create .venv, install, run the whole test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/featureae-lite main
+
+test: $(STAMP)
+	$(BIN)/ruff check featureae_lite tests bench notebooks
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.speed
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,48 @@
+"""Where the package keeps generated data, caches and checkpoints.
+
+The data folder is resolved like nilearn does it: an explicit argument first, then the
+``FEATUREAE_LITE_DATA`` environment variable, then ``data/`` in the source checkout (git-ignored),
+and for an installed (non-editable) package ``~/featureae_lite_data``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "FEATUREAE_LITE_DATA"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Return the data folder (created if missing).
+
+    Parameters
+    ----------
+    data_dir : str or path-like, optional
+        Explicit folder. When ``None`` the ``FEATUREAE_LITE_DATA`` environment variable is used,
+        then ``data/`` in the repository checkout, then ``~/featureae_lite_data``.
+
+    Returns
+    -------
+    Path
+        The absolute folder path.
+    """
+    if data_dir is not None and str(data_dir) != "":
+        path = Path(data_dir)
+    elif os.environ.get(ENV_VAR):
+        path = Path(os.environ[ENV_VAR])
+    elif (REPO_ROOT / "pyproject.toml").exists() and (REPO_ROOT / "featureae_lite").is_dir():
+        path = REPO_ROOT / "data"
+    else:
+        path = Path.home() / "featureae_lite_data"
+    path = path.expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Folder for preprocessed slice caches, ``<data_dir>/cache``."""
+    path = resolve_data_dir(data_dir) / "cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
