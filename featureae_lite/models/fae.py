@@ -1,0 +1,143 @@
+"""The Structural Feature-Autoencoder (FAE) of Meissen et al., BrainLes @ MICCAI 2022.
+
+Each slice is mapped by a frozen ImageNet CNN to a multi-channel feature map (C × H/4 × W/4); an
+autoencoder is trained *in that space* with a per-channel SSIM loss; the anomaly map is the
+channel-mean of 1 − SSIM(f, f̂), bilinearly upsampled to the image size.
+
+Faithful to the reference code: encoder 4 × [Conv 5×5 s2 p2 → BatchNorm → LeakyReLU → Dropout2d(0.1)]
+with widths 100-150-200-300 and a final Conv 5×5 300→300; decoder 4 × [ConvTranspose 6×6 s2 p2 → BN →
+LeakyReLU → Dropout2d] 300→200→150→100→C, then a 1×1 convolution; no biases; SSIM with a 5×5 Gaussian
+window (σ 1.5, C1 = 0.01², C2 = 0.03² — constants that assume a [0, 1] range although features are
+unbounded); Adam, lr 2e-4, batch 32. Backbone features are computed once per data set (``prepare``),
+not every step: the same computation, much faster on a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from featureae_lite.features import FeatureExtractor
+from featureae_lite.models.base import Detector, DetectorConfig, register
+from featureae_lite.ssim import ssim_map
+
+
+@dataclasses.dataclass
+class FAEConfig(DetectorConfig):
+    """FAE settings; the defaults are the reference's except the offline backbone.
+
+    Attributes
+    ----------
+    backbone : str
+        ``"efficientnet_lite0"`` (offline ImageNet weights, default here) or ``"resnet18"`` (paper;
+        needs the torchvision weights once from the internet).
+    layers : tuple of str or None
+        Backbone layers to concatenate; None = the extractor's default (resnet18: layer0-2).
+    pretrained : bool
+        ImageNet weights (True) or a fixed random initialisation (the paper's ablation).
+    hidden_dims : tuple of int
+        Encoder widths.
+    dropout : float
+        Dropout2d probability.
+    loss : str
+        ``"ssim"`` (reference) or ``"mse"`` (ablation; map = channel-mean squared error).
+    ssim_window : int
+        Gaussian window size for the SSIM loss and map.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    layers: tuple[str, ...] | None = None
+    pretrained: bool = True
+    hidden_dims: tuple[int, ...] = (100, 150, 200, 300)
+    dropout: float = 0.1
+    loss: str = "ssim"
+    ssim_window: int = 5
+    lr: float = 2e-4
+    steps: int = 1500
+
+
+def _unit(conv: nn.Module, width: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(conv, nn.BatchNorm2d(width), nn.LeakyReLU(), nn.Dropout2d(dropout))
+
+
+class FeatureAutoencoder(nn.Module):
+    """The reference FAE network acting on feature maps (N, C, h, w), h and w divisible by 16.
+
+    Parameters
+    ----------
+    in_channels : int
+        Feature channels C (256 for ResNet18 layers 0-2).
+    hidden_dims : tuple of int
+        Encoder widths (reference: 100, 150, 200, 300).
+    dropout : float
+        Dropout2d probability after every block.
+    """
+
+    def __init__(
+        self, in_channels: int, hidden_dims: tuple[int, ...] = (100, 150, 200, 300), dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        enc, c = [], in_channels
+        for h in hidden_dims:
+            enc.append(_unit(nn.Conv2d(c, h, 5, stride=2, padding=2, bias=False), h, dropout))
+            c = h
+        enc.append(nn.Conv2d(c, c, 5, stride=1, padding=2, bias=False))
+        self.encoder = nn.Sequential(*enc)
+        dims = (in_channels, *hidden_dims)
+        dec = [
+            _unit(nn.ConvTranspose2d(dims[i], dims[i - 1], 6, stride=2, padding=2, bias=False),
+                  dims[i - 1], dropout)
+            for i in range(len(dims) - 1, 0, -1)
+        ]
+        dec.append(nn.Conv2d(in_channels, in_channels, 1, bias=False))
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, f: Tensor) -> Tensor:
+        """Reconstruct features f (N, C, h, w) → f̂ (N, C, h, w)."""
+        return self.decoder(self.encoder(f))
+
+
+@register
+class FAE(Detector):
+    """Structural Feature-Autoencoder detector (see the module docstring)."""
+
+    name = "fae"
+    config_class = FAEConfig
+
+    def __init__(self, config: FAEConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        if c.loss not in ("ssim", "mse"):
+            raise ValueError(f"loss must be 'ssim' or 'mse', got {c.loss!r}")
+        extractor = FeatureExtractor(
+            c.backbone, layers=tuple(c.layers) if c.layers else None, pretrained=c.pretrained
+        )
+        # Kept out of the module tree: frozen weights ship with the backbone, not the checkpoint.
+        object.__setattr__(self, "extractor", extractor)
+        self.net = FeatureAutoencoder(extractor.out_channels, tuple(c.hidden_dims), c.dropout)
+
+    @torch.no_grad()
+    def prepare(self, images: Tensor, batch_size: int = 64) -> Tensor:
+        """Frozen backbone features (N, C, H/4, W/4) of images (N, 1, H, W)."""
+        self.extractor.eval()
+        return torch.cat(
+            [self.extractor(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        )
+
+    def feature_distance(self, feats: Tensor) -> Tensor:
+        """Per-channel distance maps (N, C, h, w): 1 − SSIM(f, f̂) or (f − f̂)²."""
+        rec = self.net(feats)
+        if self.config.loss == "mse":
+            return (feats - rec) ** 2
+        return 1 - ssim_map(rec, feats, window_size=self.config.ssim_window)
+
+    def loss(self, inputs: Tensor) -> Tensor:
+        # −mean SSIM in the reference; 1 − mean SSIM has the same gradient.
+        return self.feature_distance(inputs).mean()
+
+    def anomaly_map(self, images: Tensor) -> Tensor:
+        amap = self.feature_distance(self.prepare(images)).mean(dim=1, keepdim=True)
+        return F.interpolate(amap, size=images.shape[-2:], mode="bilinear", align_corners=True)

@@ -1,0 +1,194 @@
+"""One training loop for every trainable method: seeded, Adam, tqdm, early stopping, train-or-load."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from featureae_lite.models.base import Detector, create_detector, fit_inputs, load_detector
+
+
+def _healthy_images(data) -> torch.Tensor | None:
+    """Validation images of healthy subjects only (the validation loss must not see lesions)."""
+    if data is None:
+        return None
+    images, _ = fit_inputs(data)
+    types = getattr(data, "anomaly_types", None)
+    if types is not None:
+        keep = [i for i, t in enumerate(types) if t == "healthy"]
+        images = images[keep]
+    return images if len(images) else None
+
+
+def fit(
+    detector: Detector,
+    train,
+    val=None,
+    *,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    val_every: int = 100,
+    patience: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``detector`` on healthy slices with Adam.
+
+    Parameters
+    ----------
+    detector : Detector
+        A trainable detector (implements ``prepare`` and ``loss``).
+    train : SliceData or Tensor
+        Training images (N, 1, H, W); only healthy slices should be passed.
+    val : SliceData or Tensor, optional
+        Validation data; its healthy subjects give the validation loss.
+    steps, batch_size, lr : optional
+        Override the detector config.
+    val_every : int
+        Steps between validation-loss evaluations.
+    patience : int, optional
+        Stop after this many validation checks without improvement and restore the best weights.
+    progress : bool
+        Show a tqdm progress bar with the running loss.
+
+    Returns
+    -------
+    dict
+        The detector's ``history``: ``train_loss``, ``val_loss`` (lists), ``train_seconds``.
+    """
+    cfg = detector.config
+    steps = cfg.steps if steps is None else steps
+    batch_size = cfg.batch_size if batch_size is None else batch_size
+    images, _ = fit_inputs(train)
+    detector.check_images(images[:1] if len(images) else images)
+    if len(images) == 0:
+        raise ValueError("training set is empty")
+    if steps < 1:
+        raise ValueError(f"steps must be ≥ 1, got {steps}")
+
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    inputs = detector.prepare(images)
+    val_images = _healthy_images(val)
+    val_inputs = detector.prepare(val_images) if val_images is not None else None
+
+    opt = torch.optim.Adam(
+        [p for p in detector.parameters() if p.requires_grad], lr=cfg.lr if lr is None else lr
+    )
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_step": []}
+    best, best_state, bad = float("inf"), None, 0
+    order = torch.randperm(len(inputs), generator=gen)
+    pos = 0
+    bar = tqdm(range(steps), desc=f"train {detector.name}", disable=not progress, leave=False)
+    detector.train()
+    running = None
+    for step in bar:
+        if pos + batch_size > len(order):
+            order, pos = torch.randperm(len(inputs), generator=gen), 0
+        idx = order[pos : pos + batch_size]
+        pos += batch_size
+        loss = detector.loss(inputs[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{detector.name}: loss became {value} at step {step}")
+        history["train_loss"].append(value)
+        running = value if running is None else 0.95 * running + 0.05 * value
+        if val_inputs is not None and ((step + 1) % val_every == 0 or step + 1 == steps):
+            vloss = validation_loss(detector, val_inputs, batch_size)
+            history["val_loss"].append(vloss)
+            history["val_step"].append(step + 1)
+            if vloss < best - 1e-6:
+                best, best_state, bad = vloss, copy.deepcopy(detector.state_dict()), 0
+            else:
+                bad += 1
+            if patience is not None and bad >= patience:
+                break
+        bar.set_postfix(loss=f"{running:.4f}")
+    if patience is not None and best_state is not None:
+        detector.load_state_dict(best_state)
+    detector.eval()
+    history["train_seconds"] = time.perf_counter() - start
+    detector.history = history
+    return history
+
+
+@torch.no_grad()
+def validation_loss(detector: Detector, inputs: torch.Tensor, batch_size: int = 64) -> float:
+    """Mean loss over prepared validation inputs, in eval mode."""
+    was = detector.training
+    detector.eval()
+    total = sum(
+        float(detector.loss(inputs[i : i + batch_size])) * len(inputs[i : i + batch_size])
+        for i in range(0, len(inputs), batch_size)
+    )
+    detector.train(was)
+    return total / len(inputs)
+
+
+def data_fingerprint(data) -> str:
+    """A short hash identifying a training set (shape and a few statistics)."""
+    images, _ = fit_inputs(data)
+    stats = [tuple(images.shape), float(images.sum()), float((images**2).sum())]
+    return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:10]
+
+
+def train_or_load(
+    method: str,
+    train,
+    val=None,
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    patience: int | None = None,
+    **config: Any,
+) -> Detector:
+    """Load a matching checkpoint if one exists, otherwise train and save one.
+
+    The checkpoint name hashes the method, its full config and the training data, so a change of
+    any setting trains a new model instead of silently reusing an old one.
+
+    Parameters
+    ----------
+    method : str
+        Registered method name.
+    train, val : SliceData
+        Training and validation data.
+    checkpoint_dir : path-like, optional
+        Folder of checkpoints; defaults to ``<data_dir>/checkpoints``.
+    **config
+        Config overrides for :func:`create_detector`.
+    """
+    from featureae_lite.data.paths import resolve_data_dir
+
+    det = create_detector(method, **config)
+    if not det.trainable:
+        return det
+    folder = Path(checkpoint_dir) if checkpoint_dir else resolve_data_dir() / "checkpoints"
+    key = json.dumps(
+        {"method": method, "config": _jsonable(det.config), "data": data_fingerprint(train)},
+        sort_keys=True,
+    )
+    path = folder / f"{method}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    if path.exists():
+        return load_detector(path, expect={"method": method})
+    det.fit(train, val, progress=progress, patience=patience)
+    det.save(path)
+    return det
+
+
+def _jsonable(config) -> dict[str, Any]:
+    import dataclasses
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

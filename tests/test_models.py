@@ -1,0 +1,188 @@
+"""Detector interface, every method on toy slices, save/load, reproducibility, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from featureae_lite.data import SliceData
+from featureae_lite.evaluation import evaluate
+from featureae_lite.metrics import average_precision
+from featureae_lite.models.base import (
+    available_methods,
+    create_detector,
+    get_method,
+    image_scores,
+    load_detector,
+)
+from featureae_lite.models.fae import FeatureAutoencoder
+from featureae_lite.training import train_or_load
+
+SIZE = 64
+FAST = {"image_size": SIZE, "steps": 4, "batch_size": 8}
+METHOD_OPTIONS = {"fae": {"pretrained": False}}
+
+
+def toy_slices(n: int, seed: int, blob: bool = False) -> SliceData:
+    """Elliptic 'brains' with a smooth texture; optionally a bright disc (the lesion)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, SIZE), torch.linspace(-1, 1, SIZE), indexing="ij")
+    images, masks, brains = [], [], []
+    for _ in range(n):
+        a, b = 0.75 + 0.1 * torch.rand(2, generator=g)
+        brain = ((xx / a) ** 2 + (yy / b) ** 2 <= 1).float()
+        phase = torch.rand(2, generator=g) * 6.28
+        tex = 0.45 + 0.15 * torch.sin(6 * xx + phase[0]) * torch.cos(5 * yy + phase[1])
+        img = (tex + 0.02 * torch.randn(SIZE, SIZE, generator=g)) * brain
+        mask = torch.zeros(SIZE, SIZE)
+        if blob:
+            cx, cy = (torch.rand(2, generator=g) - 0.5) * 0.8
+            mask = ((xx - cx) ** 2 + (yy - cy) ** 2 <= 0.12**2).float() * brain
+            img = torch.where(mask > 0, torch.full_like(img, 0.95), img)
+        images.append(img.clamp(0, 1))
+        masks.append(mask)
+        brains.append(brain)
+    stack = lambda xs: torch.stack(xs)[:, None]  # noqa: E731
+    kind = "tumor" if blob else "healthy"
+    return SliceData(stack(images), stack(masks), stack(brains), [f"s{i}" for i in range(n)],
+                     [kind] * n, list(range(n)))
+
+
+@pytest.fixture(scope="module")
+def toy():
+    test = toy_slices(6, 1, blob=True)
+    healthy = toy_slices(4, 2)
+    merged = SliceData(
+        torch.cat([test.images, healthy.images]), torch.cat([test.masks, healthy.masks]),
+        torch.cat([test.brains, healthy.brains]), test.subject_ids + ["h"] * 4,
+        test.anomaly_types + healthy.anomaly_types, test.slice_indices + healthy.slice_indices)
+    return {"train": toy_slices(24, 0), "val": toy_slices(4, 3, blob=True), "test": merged}
+
+
+def test_registry_lists_core_methods_and_rejects_unknown():
+    assert {"random", "threshold", "ae_l1", "vae", "ae_ssim", "fae"} <= set(available_methods())
+    with pytest.raises(ValueError, match="unknown method 'nope'; known methods: .*fae"):
+        get_method("nope")
+    with pytest.raises(ValueError, match="unknown config option"):
+        create_detector("ae_l1", not_an_option=3)
+
+
+@pytest.mark.parametrize("method", ["random", "threshold", "ae_l1", "vae", "ae_ssim", "fae"])
+def test_fit_predict_shapes_and_save_load(method, toy, tmp_path):
+    det = create_detector(method, **FAST, **METHOD_OPTIONS.get(method, {}))
+    det.fit(toy["train"], toy["val"], progress=False)
+    out = det.predict(toy["test"].images, toy["test"].brains)
+    n = len(toy["test"])
+    assert out.maps.shape == (n, 1, SIZE, SIZE) and out.scores.shape == (n,)
+    assert torch.isfinite(out.maps).all() and torch.isfinite(out.scores).all()
+    assert (out.maps[toy["test"].brains == 0] == 0).all(), "maps are brain-masked by default"
+    path = det.save(tmp_path / f"{method}.pt")
+    again = load_detector(path).predict(toy["test"].images, toy["test"].brains)
+    torch.testing.assert_close(again.maps, out.maps)
+    torch.testing.assert_close(again.scores, out.scores)
+
+
+@pytest.mark.parametrize("method", ["ae_l1", "fae"])
+def test_seeded_training_is_reproducible(method, toy):
+    runs = []
+    for _ in range(2):
+        det = create_detector(method, **FAST, **METHOD_OPTIONS.get(method, {}))
+        det.fit(toy["train"], progress=False)
+        runs.append((det.history["train_loss"], det.predict(toy["test"].images).maps))
+    assert runs[0][0] == runs[1][0]
+    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=0, atol=0)
+    other = create_detector(method, **{**FAST, "seed": 1}, **METHOD_OPTIONS.get(method, {}))
+    other.fit(toy["train"], progress=False)
+    assert other.history["train_loss"] != runs[0][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["threshold", "ae_l1"])
+def test_planted_bright_blob_is_found(method, toy):
+    det = create_detector(method, image_size=SIZE, steps=300, batch_size=8, lr=2e-3)
+    det.fit(toy["train"], progress=False)
+    test = toy["test"]
+    maps = det.predict(test.images, test.brains).maps
+    inside = test.brains > 0
+    ap = average_precision(maps[inside].numpy(), test.masks[inside].numpy() > 0)
+    prevalence = float(test.masks[inside].mean())
+    assert ap > 4 * prevalence, f"{method}: pixel AP {ap:.3f} vs prevalence {prevalence:.3f}"
+    res = evaluate(det, test, toy["val"])
+    assert res["pixel_ap"] == pytest.approx(ap, abs=1e-6)
+    assert set(res["per_type"]) == {"tumor"}
+    assert 0 <= res["dice_at_threshold"] <= 1
+
+
+def test_fae_architecture_matches_reference():
+    net = FeatureAutoencoder(256)
+    convs = [m for m in net.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [100, 150, 200, 300, 300]
+    assert all(c.kernel_size == (5, 5) and c.bias is None for c in convs)
+    assert [c.stride for c in convs] == [(2, 2)] * 4 + [(1, 1)]
+    deconvs = [m for m in net.decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [d.out_channels for d in deconvs] == [200, 150, 100, 256]
+    assert all(d.kernel_size == (6, 6) and d.stride == (2, 2) for d in deconvs)
+    drops = [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout2d)]
+    assert drops == [0.1] * 8
+    n_params = sum(p.numel() for p in net.parameters())
+    assert math.isclose(n_params, 10.3e6, rel_tol=0.02), n_params
+    x = torch.randn(2, 256, 32, 32)
+    assert net(x).shape == x.shape
+
+
+def test_fae_default_uses_offline_backbone_and_keeps_it_out_of_checkpoint():
+    det = create_detector("fae", image_size=SIZE)
+    assert det.config.backbone == "efficientnet_lite0" and det.config.pretrained
+    assert not any(k.startswith("extractor") for k in det.state_dict())
+    feats = det.prepare(torch.rand(2, 1, SIZE, SIZE))
+    assert feats.shape == (2, det.extractor.out_channels, SIZE // 4, SIZE // 4)
+
+
+def test_bad_inputs_give_clear_errors(toy, tmp_path):
+    det = create_detector("ae_l1", **FAST)
+    with pytest.raises(ValueError, match=r"expects images of shape \(N, 1, 64, 64\), got \(2, 1, 32, 32\)"):
+        det.predict(torch.rand(2, 1, 32, 32))
+    bad = torch.rand(2, 1, SIZE, SIZE)
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        det.predict(bad)
+    with pytest.raises(ValueError, match="brain mask shape"):
+        det.predict(torch.rand(2, 1, SIZE, SIZE), torch.ones(3, 1, SIZE, SIZE))
+    path = det.save(tmp_path / "ae.pt")
+    with pytest.raises(ValueError, match="does not match"):
+        load_detector(path, expect={"method": "ae_l1", "latent_dim": 7})
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a featureae_lite checkpoint"):
+        load_detector(junk)
+    with pytest.raises(FileNotFoundError):
+        load_detector(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="score must be"):
+        create_detector("ae_l1", score="median")
+    with pytest.raises(ValueError, match="no anomalous pixel"):
+        evaluate(det, toy["train"])
+
+
+def test_train_or_load_reuses_matching_checkpoint(toy, tmp_path):
+    first = train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
+    files = list(tmp_path.glob("*.pt"))
+    assert len(files) == 1
+    second = train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
+    assert second.history["train_loss"] == first.history["train_loss"]
+    train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False,
+                  **{**FAST, "latent_dim": 32})
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_image_score_rules():
+    maps = torch.zeros(1, 1, 10, 10)
+    maps[0, 0, :, :] = torch.arange(100.0).view(10, 10)
+    brains = torch.ones_like(maps)
+    assert image_scores(maps, brains, "max").item() == 99
+    top = image_scores(maps, brains, "top10_mean").item()
+    assert top == pytest.approx(np.mean(np.arange(90, 100)), abs=0.6)
+    brains[0, 0, 5:] = 0
+    assert image_scores(maps, brains, "max").item() == 49
