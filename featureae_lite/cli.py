@@ -87,6 +87,24 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from featureae_lite.notebooks import check_figures, run_notebooks
+
+    start = time.perf_counter()
+    only = [o.strip() for o in args.only.split(",")] if args.only else None
+    run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed)
+    print((run_dir / "index.md").read_text())
+    print(f"executed in {time.perf_counter() - start:.0f} s → {run_dir}")
+    if args.check:
+        problems = check_figures(run_dir, args.quick)
+        for line in problems:
+            print(f"DRIFT {line}", file=sys.stderr)
+        if problems:
+            return 1
+        print("all recorded figures are inside their expected ranges")
+    return 0
+
+
 def _cmd_main(args: argparse.Namespace) -> int:
     from featureae_lite.data import ensure_cohort
     from featureae_lite.presets import preset
@@ -96,7 +114,8 @@ def _cmd_main(args: argparse.Namespace) -> int:
     cohort = ensure_cohort(args.data, size=p.cohort_size, seed=args.seed, contrast=args.contrast)
     print(cohort_summary(cohort))
     print(f"cohort ready in {time.perf_counter() - start:.1f} s")
-    return 0
+    args.only, args.check, args.out = None, True, None
+    return _cmd_notebooks(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_benchmark)
 
-    p = sub.add_parser("main", help="the README's main job")
+    p = sub.add_parser("notebooks", help="execute the notebook sequence headless (papermill)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<timestamp>)")
+    p.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 00,04")
+    p.add_argument("--check", action="store_true",
+                   help="fail when recorded figures leave the expected ranges")
+    _add_common(p)
+    p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("main", help="the README's main job: cohort + the whole notebook sequence")
     _add_common(p)
     p.set_defaults(func=_cmd_main)
     return parser
