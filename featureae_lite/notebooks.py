@@ -87,6 +87,7 @@ def run_notebooks(
         raise ValueError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
     params = {"QUICK": bool(quick), "SEED": seed, "OUTPUT_DIR": str(run_dir.resolve()),
               "DATA_DIR": str(data_dir) if data_dir else ""}
+    os.environ["FEATUREAE_LITE_STATIC"] = "1"  # widgets draw static figures in headless runs
     times: dict[str, float] = {}
     for nb in tqdm(books, desc="notebooks"):
         times[nb.stem] = execute_notebook(nb, run_dir, params)

@@ -139,3 +139,54 @@ def plot_training_curve(ax, history: Mapping[str, Any], title: str | None = None
     ax.legend()
     if title:
         ax.set_title(title)
+
+
+def show_volume_views(axes, image: np.ndarray, mask: np.ndarray | None, z: int,
+                      percentile: float = 0.5) -> None:
+    """Axial (slice z), coronal and sagittal views through a 3-D volume (X, Y, Z).
+
+    Views are rotated so anterior / superior is up; the lesion outline is drawn in red. Intensities
+    are windowed to the [p, 100 − p] percentiles of the brain (torchio-style).
+    """
+    img = np.asarray(image, dtype=np.float32)
+    inside = img[img > 0]
+    vmin, vmax = (np.percentile(inside, [percentile, 100 - percentile]) if inside.size else (0, 1))
+    m = None if mask is None else np.asarray(mask) > 0
+    if m is not None and m.any():
+        cx, cy, _ = (int(v) for v in np.argwhere(m).mean(0))
+    else:
+        cx, cy = img.shape[0] // 2, img.shape[1] // 2
+    views = [("axial", img[:, :, z], None if m is None else m[:, :, z]),
+             ("coronal", img[:, cy, :], None if m is None else m[:, cy, :]),
+             ("sagittal", img[cx, :, :], None if m is None else m[cx, :, :])]
+    for ax, (title, sl, ms) in zip(axes, views, strict=False):
+        show_image(ax, np.rot90(sl), f"{title}", vmin=vmin, vmax=vmax)
+        if ms is not None:
+            outline(ax, np.rot90(ms))
+
+
+def plot_panels(axes, data, index: int, panels: Mapping[str, Any]) -> None:
+    """Image with ground-truth outline, then one panel per entry of ``panels`` for slice ``index``.
+
+    Panels whose title contains "recon" are drawn as grey images, the others as anomaly maps.
+    """
+    show_image(axes[0], data.images[index],
+               f"{data.anomaly_types[index]} {data.subject_ids[index]} z={data.slice_indices[index]}")
+    outline(axes[0], data.masks[index])
+    for ax, (title, tensor) in zip(axes[1:], panels.items(), strict=False):
+        if "recon" in title.lower():
+            show_image(ax, tensor[index], title)
+        else:
+            show_map(ax, tensor[index], title, mask=data.masks[index])
+
+
+def plot_score_histogram(ax, scores: np.ndarray, labels: np.ndarray, threshold: float | None = None,
+                         bins: int = 60) -> None:
+    """Histograms of map values on normal and anomalous pixels (log counts), with a threshold line."""
+    edges = np.linspace(float(np.min(scores)), float(np.max(scores)) + 1e-12, bins + 1)
+    ax.hist(scores[~labels], bins=edges, alpha=0.6, label="normal pixels", log=True)
+    ax.hist(scores[labels], bins=edges, alpha=0.6, label="anomalous pixels", log=True)
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1)
+    ax.set_xlabel("map value")
+    ax.legend(fontsize=7)

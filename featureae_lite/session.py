@@ -1,0 +1,86 @@
+"""One object per notebook: the preset, the three splits, and train-or-load detectors.
+
+>>> S = start(quick=True, seed=0)             # synthesises the cohort on first use
+>>> fae = S.detector("fae")                   # loads a matching checkpoint or trains one
+>>> result = S.evaluate("fae")                # metrics on the test split, threshold from val
+
+Checkpoints live in ``<data_dir>/checkpoints`` and are keyed by method, full config and data, so the
+models trained in one notebook are reused by the next (uvadlc-style train-or-load).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from featureae_lite.models.base import AnomalyOutput, Detector
+from featureae_lite.presets import Preset, preset
+
+
+@dataclass
+class Session:
+    """Data and models of one run (see :func:`start`).
+
+    Attributes
+    ----------
+    preset : Preset
+        Sizes in use (QUICK or classroom).
+    seed : int
+        Seed of the cohort and of every model.
+    data_dir : str or None
+        Data folder (None = default resolution).
+    train, val, test : SliceData
+        The splits.
+    cohort : Path
+        Folder of the NIfTI cohort.
+    """
+
+    preset: Preset
+    seed: int
+    data_dir: str | None
+    train: Any
+    val: Any
+    test: Any
+    cohort: Path
+    _detectors: dict[str, Detector] = field(default_factory=dict, repr=False)
+    _outputs: dict[str, AnomalyOutput] = field(default_factory=dict, repr=False)
+
+    def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
+        """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
+        from featureae_lite.training import train_or_load
+
+        cfg = {"image_size": self.preset.image_size, "seed": self.seed,
+               **self.preset.steps_for(method), **overrides}
+        key = f"{method}:{sorted(cfg.items())}"
+        if key not in self._detectors:
+            ckpt = Path(self.data_dir) / "checkpoints" if self.data_dir else None
+            self._detectors[key] = train_or_load(method, self.train, self.val, checkpoint_dir=ckpt,
+                                                 progress=progress, **cfg)
+        return self._detectors[key]
+
+    def predict(self, method: str, split: str = "test", **overrides: Any) -> AnomalyOutput:
+        """Maps and scores of ``method`` on a split (cached per method, config and split)."""
+        key = f"{method}:{sorted(overrides.items())}:{split}"
+        if key not in self._outputs:
+            data = getattr(self, split)
+            self._outputs[key] = self.detector(method, **overrides).predict(data.images, data.brains)
+        return self._outputs[key]
+
+    def evaluate(self, method: str, **overrides: Any) -> dict[str, Any]:
+        """Metrics of ``method`` on the test split, the honest threshold chosen on val."""
+        from featureae_lite.evaluation import evaluate
+
+        return evaluate(self.detector(method, **overrides), self.test, self.val)
+
+
+def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None = None,
+          contrast: str = "t2", progress: bool = True) -> Session:
+    """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`."""
+    from featureae_lite.benchmark import load_cohort_splits
+
+    data_dir = str(data_dir) if data_dir else None
+    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
+    return Session(preset(quick), seed, data_dir, splits["train"], splits["val"], splits["test"],
+                   splits["cohort"])

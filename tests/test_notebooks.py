@@ -1,0 +1,70 @@
+"""Every notebook is stripped, has a `parameters` cell, stays short, and runs under papermill (QUICK)."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from featureae_lite.notebooks import check_figures, list_notebooks, run_notebooks, write_index
+
+NOTEBOOKS = list_notebooks()
+
+
+def test_the_sequence_exists():
+    names = [p.stem for p in NOTEBOOKS]
+    assert names[:6] == ["00_mri_data_and_anomalies", "01_l1_residual_autoencoder", "02_ssim",
+                         "03_feature_space", "04_feature_autoencoder", "05_evaluation"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_parameterised(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
+        f"{path.name} has outputs: strip them before committing"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "QUICK" in tagged[0].source and "SEED" in tagged[0].source
+    n_lines = sum(len([ln for ln in c.source.splitlines() if ln.strip()]) for c in code)
+    assert n_lines <= 150, f"{path.name} has {n_lines} code lines; move code into the package"
+    assert nb.cells[0].cell_type == "markdown" and "Learning goals" in nb.cells[0].source
+    assert "record_figures" in code[-1].source
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """Execute the whole sequence once with QUICK=True into a temporary run folder."""
+    root = tmp_path_factory.mktemp("nbrun")
+    run_dir = run_notebooks(quick=True, out=root / "run", data_dir=root / "data")
+    return run_dir
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_headless_and_records_figures(quick_run):
+    for path in NOTEBOOKS:
+        executed = nbformat.read(quick_run / path.name, as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+        figures = json.loads((quick_run / f"{path.stem}.json").read_text())
+        assert figures, f"{path.name} recorded no figures"
+        images = [o for c in executed.cells for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert images, f"{path.name} shows no figure in a headless run"
+    index = (quick_run / "index.md").read_text()
+    assert all(p.name in index for p in NOTEBOOKS)
+    assert check_figures(quick_run, quick=True) == []
+
+
+def test_check_figures_reports_drift(tmp_path):
+    (tmp_path / "expected.json").write_text(json.dumps(
+        {"quick": {"04_feature_autoencoder": {"fae_pixel_ap": [0.2, 0.9]}, "05_evaluation": {"x": [0, 1]}},
+         "classroom": {}}))
+    (tmp_path / "04_feature_autoencoder.json").write_text(json.dumps({"fae_pixel_ap": 0.05}))
+    problems = check_figures(tmp_path, quick=True, expected_file=tmp_path / "expected.json")
+    assert len(problems) == 2
+    assert "fae_pixel_ap = 0.05 outside the expected range [0.2, 0.9]" in problems[0]
+    assert "05_evaluation: no recorded figures" in problems[1]
+    write_index(tmp_path, NOTEBOOKS[:1], {NOTEBOOKS[0].stem: 3.0}, quick=True)
+    assert "QUICK" in (tmp_path / "index.md").read_text()
