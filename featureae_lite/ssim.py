@@ -1,0 +1,130 @@
+"""Differentiable SSIM maps for any number of channels, with a separable Gaussian window.
+
+SSIM (Wang et al. 2004) compares local means, standard deviations and covariance in a Gaussian
+window. Per pixel,
+
+    SSIM = (2 μx μy + C1)(2 σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)),
+
+C1 = (k1 L)², C2 = (k2 L)², L the data range. As in the FAE reference the statistics use zero
+padding of ``window_size // 2`` so the map has the input's shape; interior pixels equal
+``skimage.metrics.structural_similarity(gaussian_weights=True, use_sample_covariance=False)``.
+The 2-D Gaussian is applied as two 1-D depthwise convolutions over all five statistics at once,
+which is what makes it fast on 256-channel feature maps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def gaussian_window(window_size: int, sigma: float, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Normalised 1-D Gaussian of length ``window_size`` (odd), shape (window_size,)."""
+    x = torch.arange(window_size, dtype=dtype) - (window_size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _check(x: Tensor, y: Tensor, window_size: int) -> None:
+    for name, t in (("x", x), ("y", y)):
+        if not isinstance(t, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim != 4:
+            raise ValueError(f"{name} has shape {tuple(t.shape)} but SSIM expects (N, C, H, W)")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got {t.dtype}")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if window_size % 2 == 0 or window_size < 1:
+        raise ValueError(f"window_size must be a positive odd number, got {window_size}")
+    if window_size > min(x.shape[-2:]):
+        raise ValueError(f"window_size {window_size} exceeds the image size {tuple(x.shape[-2:])}")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("SSIM inputs contain NaN or infinite values")
+
+
+def _local_stats(x: Tensor, y: Tensor, window_size: int, sigma: float) -> tuple[Tensor, ...]:
+    """Gaussian-weighted μx, μy, σx², σy², σxy, each (N, C, H, W)."""
+    c = x.shape[1]
+    g = gaussian_window(window_size, sigma, x.dtype).to(x.device)
+    pad = window_size // 2
+    stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (N, 5C, H, W)
+    kh = g.view(1, 1, 1, -1).expand(5 * c, 1, 1, window_size)
+    kv = g.view(1, 1, -1, 1).expand(5 * c, 1, window_size, 1)
+    out = F.conv2d(stacked, kh, padding=(0, pad), groups=5 * c)
+    out = F.conv2d(out, kv, padding=(pad, 0), groups=5 * c)
+    mx, my, exx, eyy, exy = out.split(c, dim=1)
+    return mx, my, exx - mx * mx, eyy - my * my, exy - mx * my
+
+
+def ssim_map(
+    x: Tensor,
+    y: Tensor,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    data_range: float = 1.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
+    """Per-pixel, per-channel SSIM.
+
+    Parameters
+    ----------
+    x, y : Tensor
+        (N, C, H, W) inputs of equal shape; any C.
+    window_size : int
+        Odd size of the Gaussian window (11 for images, 5 in the FAE feature space).
+    sigma : float
+        Standard deviation of the window.
+    data_range : float
+        L in the constants C1 = (k1 L)², C2 = (k2 L)².
+
+    Returns
+    -------
+    Tensor
+        (N, C, H, W) SSIM values (1 = identical neighbourhoods), differentiable.
+    """
+    _check(x, y, window_size)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    mx, my, vx, vy, cxy = _local_stats(x, y, window_size, sigma)
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def ssim_components(
+    x: Tensor,
+    y: Tensor,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    data_range: float = 1.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Luminance, contrast and structure maps, each (N, C, H, W); with C3 = C2 / 2 their product
+    is :func:`ssim_map`."""
+    _check(x, y, window_size)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    c3 = c2 / 2
+    mx, my, vx, vy, cxy = _local_stats(x, y, window_size, sigma)
+    sx, sy = vx.clamp_min(0).sqrt(), vy.clamp_min(0).sqrt()
+    lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
+    con = (2 * sx * sy + c2) / (vx + vy + c2)
+    struc = (cxy + c3) / (sx * sy + c3)
+    return lum, con, struc
+
+
+def ssim_loss(x: Tensor, y: Tensor, **kwargs) -> Tensor:
+    """−mean SSIM, the FAE reference's loss (1 − mean SSIM has the same gradient)."""
+    return -ssim_map(x, y, **kwargs).mean()
+
+
+class SSIMLoss(nn.Module):
+    """Module form of :func:`ssim_loss`."""
+
+    def __init__(self, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> None:
+        super().__init__()
+        self.window_size, self.sigma, self.data_range = window_size, sigma, data_range
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scalar loss for (N, C, H, W) inputs."""
+        return ssim_loss(x, y, window_size=self.window_size, sigma=self.sigma, data_range=self.data_range)
