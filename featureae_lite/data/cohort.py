@@ -1,0 +1,154 @@
+"""Write a synthetic cohort as NIfTI files in a BraTS-like layout, plus a manifest.
+
+Layout::
+
+    <data_dir>/synthetic_<contrast>_<size>_seed<seed>/
+        manifest.csv                      subject_id, split, anomaly_type, seed, contrast
+        sub-0001/sub-0001_t2.nii.gz       image, int16 (≈ 0–1000)
+        sub-0001/sub-0001_seg.nii.gz      lesion mask, uint8 (all zero for healthy subjects)
+        sub-0001/sub-0001_brainmask.nii.gz
+
+Splits: ``train`` healthy only; ``val`` healthy plus anomalous subjects of every type (to choose
+thresholds and hyperparameters honestly); ``test`` every type plus healthy subjects.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from featureae_lite.data.paths import resolve_data_dir
+from featureae_lite.data.synth import ANOMALY_TYPES, CONTRASTS, check_choice, synthesize_subject
+
+LESION_TYPES = ANOMALY_TYPES[1:]
+# split → (healthy subjects, anomalous subjects per type)
+SIZES = {
+    "tiny": {"train": (3, 0), "val": (1, 1), "test": (1, 1)},
+    "quick": {"train": (8, 0), "val": (2, 1), "test": (2, 2)},
+    "default": {"train": (24, 0), "val": (4, 2), "test": (4, 8)},
+}
+FIELDS = ("subject_id", "split", "anomaly_type", "seed", "contrast")
+
+
+def cohort_dir(data_dir: str | os.PathLike | None, size: str, seed: int, contrast: str) -> Path:
+    """Folder of a cohort: ``<data_dir>/synthetic_<contrast>_<size>_seed<seed>``."""
+    return resolve_data_dir(data_dir) / f"synthetic_{contrast}_{size}_seed{seed}"
+
+
+def plan(size: str, seed: int, contrast: str) -> list[dict]:
+    """The manifest rows of a cohort (subject ids, splits, types and per-subject seeds)."""
+    check_choice(size, tuple(SIZES), "cohort size")
+    check_choice(contrast, CONTRASTS, "contrast")
+    rows, k = [], 0
+    for split, (n_healthy, n_per_type) in SIZES[size].items():
+        kinds = ["healthy"] * n_healthy + [t for t in LESION_TYPES for _ in range(n_per_type)]
+        for kind in kinds:
+            k += 1
+            rows.append({"subject_id": f"sub-{k:04d}", "split": split, "anomaly_type": kind,
+                         "seed": seed * 100_003 + k, "contrast": contrast})
+    return rows
+
+
+def subject_files(folder: Path, subject_id: str, contrast: str) -> dict[str, Path]:
+    """Paths of a subject's image, lesion mask and brain mask."""
+    base = folder / subject_id / subject_id
+    return {"image": Path(f"{base}_{contrast}.nii.gz"), "mask": Path(f"{base}_seg.nii.gz"),
+            "brain": Path(f"{base}_brainmask.nii.gz")}
+
+
+def _write_subject(args: tuple[dict, str]) -> str:
+    import torch
+
+    from featureae_lite.data.nifti import save_volume
+
+    torch.set_num_threads(1)
+    row, folder = args
+    s = synthesize_subject(row["seed"], row["contrast"], row["anomaly_type"])
+    files = subject_files(Path(folder), row["subject_id"], row["contrast"])
+    save_volume(files["image"], np.clip(np.round(s.image * 1000), 0, 32767).astype(np.int16), s.affine)
+    save_volume(files["mask"], s.lesion_mask, s.affine)
+    save_volume(files["brain"], s.brain_mask, s.affine)
+    return row["subject_id"]
+
+
+def is_complete(folder: Path) -> bool:
+    """True if the cohort's manifest exists and every file it lists is present."""
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        return False
+    with manifest.open() as fh:
+        rows = list(csv.DictReader(fh))
+    return bool(rows) and all(p.is_file() for r in rows
+                              for p in subject_files(folder, r["subject_id"], r["contrast"]).values())
+
+
+def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = "default", seed: int = 0,
+                      contrast: str = "t2", n_jobs: int = 2, progress: bool = True,
+                      overwrite: bool = False) -> Path:
+    """Synthesise a cohort and write it as NIfTI files (see the module docstring).
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Data folder (argument, then ``$FEATUREAE_LITE_DATA``, then ``data/``).
+    size : str
+        ``"tiny"`` (unit tests), ``"quick"`` or ``"default"`` (classroom).
+    seed : int
+        Cohort seed; the same seed gives identical files.
+    contrast : str
+        ``"t2"``, ``"t1"`` or ``"flair"``.
+    n_jobs : int
+        Worker processes.
+    overwrite : bool
+        Remove an existing cohort folder first.
+
+    Returns
+    -------
+    Path
+        The cohort folder.
+    """
+    from tqdm.auto import tqdm
+
+    from featureae_lite.data.anatomy import load_anatomy
+    from featureae_lite.data.anomalies import _maps
+    from featureae_lite.data.synth import _texture
+
+    rows = plan(size, seed, contrast)
+    folder = cohort_dir(data_dir, size, seed, contrast)
+    if overwrite and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.csv").unlink(missing_ok=True)  # written last: marks a complete cohort
+    load_anatomy(), _texture(), _maps()  # computed once, shared with forked workers
+    jobs = [(r, str(folder)) for r in rows]
+    bar = tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress)
+    if n_jobs > 1 and "fork" in mp.get_all_start_methods():
+        with mp.get_context("fork").Pool(n_jobs) as pool:
+            for _ in pool.imap_unordered(_write_subject, jobs):
+                bar.update()
+    else:
+        for job in jobs:
+            _write_subject(job)
+            bar.update()
+    bar.close()
+    with (folder / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def ensure_cohort(data_dir: str | os.PathLike | None = None, *, size: str = "default", seed: int = 0,
+                  contrast: str = "t2", n_jobs: int = 2, progress: bool = True) -> Path:
+    """Return the cohort folder, synthesising it first if it is missing or incomplete."""
+    rows_ok = plan(size, seed, contrast)  # validates the arguments
+    folder = cohort_dir(data_dir, size, seed, contrast)
+    if rows_ok and is_complete(folder):
+        return folder
+    return synthesize_cohort(data_dir, size=size, seed=seed, contrast=contrast, n_jobs=n_jobs,
+                             progress=progress)
