@@ -4,7 +4,8 @@ Every subject starts from the MNI152 template (:mod:`.anatomy`) and becomes an i
 (1) a smooth random non-linear deformation plus a small affine, (2) a tissue contrast model for
 T2 (default), T1 or FLAIR computed from the warped tissue fractions — partial volume kept — with
 per-subject jitter and the template's fine texture, (3) an optional anomaly
-(:mod:`.anomalies`), (4) a smooth multiplicative bias field and (5) Rician noise inside the brain.
+(:mod:`.anomalies`, drawn from its own random stream so that the same seed with ``"healthy"`` gives
+the very same subject without it), (4) a smooth multiplicative bias field and (5) Rician noise inside the brain.
 The same seed gives bit-identical volumes.
 """
 
@@ -139,6 +140,7 @@ def synthesize_subject(seed: int, contrast: str = "t2", anomaly: str = "healthy"
     check_choice(contrast, CONTRASTS, "contrast")
     check_choice(anomaly, ANOMALY_TYPES, "anomaly type")
     rng = np.random.default_rng(seed)
+    arng = np.random.default_rng([seed, 7])  # own stream: same seed = same subject with/without anomaly
     a = load_anatomy()
     shape = a.t1.shape
     coords = subject_coords(rng, shape)
@@ -149,13 +151,13 @@ def synthesize_subject(seed: int, contrast: str = "t2", anomaly: str = "healthy"
     texture *= brain
     mask = np.zeros(shape, dtype=bool)
     if anomaly == "tumor":
-        tissues, texture, centre, radius = anomalies.mass_effect(tissues, texture, brain, rng)
+        tissues, texture, centre, radius = anomalies.mass_effect(tissues, texture, brain, arng)
     image, levels = render(tissues, texture, contrast, rng)
     if anomaly != "healthy":
-        paint = {"tumor": lambda: anomalies.paint_tumor(image, brain, centre, radius, contrast, rng),
-                 "lesions": lambda: anomalies.paint_lesions(image, tissues, brain, contrast, rng),
-                 "stroke": lambda: anomalies.paint_stroke(image, tissues, brain, contrast, levels, rng),
-                 "structural": lambda: anomalies.paint_structural(image, brain, rng)}[anomaly]
+        paint = {"tumor": lambda: anomalies.paint_tumor(image, brain, centre, radius, contrast, arng),
+                 "lesions": lambda: anomalies.paint_lesions(image, tissues, brain, contrast, arng),
+                 "stroke": lambda: anomalies.paint_stroke(image, tissues, brain, contrast, levels, arng),
+                 "structural": lambda: anomalies.paint_structural(image, brain, arng)}[anomaly]
         image, mask = paint()
     bias = np.exp(smooth_field(rng, shape, (3, 3, 3), 1, 0.08)[0].numpy())
     image = np.clip(image, 0, None) * bias

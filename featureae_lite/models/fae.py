@@ -117,15 +117,17 @@ class FAE(Detector):
         )
         # Kept out of the module tree: frozen weights ship with the backbone, not the checkpoint.
         object.__setattr__(self, "extractor", extractor)
-        self.net = FeatureAutoencoder(extractor.out_channels, tuple(c.hidden_dims), c.dropout)
+        # channels-last: ~20 % faster convolutions on CPU (oneDNN), same values
+        self.net = FeatureAutoencoder(extractor.out_channels, tuple(c.hidden_dims), c.dropout).to(
+            memory_format=torch.channels_last
+        )
 
     @torch.no_grad()
     def prepare(self, images: Tensor, batch_size: int = 64) -> Tensor:
         """Frozen backbone features (N, C, H/4, W/4) of images (N, 1, H, W)."""
         self.extractor.eval()
-        return torch.cat(
-            [self.extractor(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        )
+        feats = [self.extractor(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return torch.cat(feats).contiguous(memory_format=torch.channels_last)
 
     def feature_distance(self, feats: Tensor) -> Tensor:
         """Per-channel distance maps (N, C, h, w): 1 − SSIM(f, f̂) or (f − f̂)²."""

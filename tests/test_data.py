@@ -1,0 +1,222 @@
+"""Synthetic cohort, anomaly realism checks, NIfTI I/O, real-data layouts, preprocessing, cache."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from featureae_lite.data import (
+    SliceDataset,
+    discover_subjects,
+    ensure_cohort,
+    load_mask,
+    load_split,
+    load_volume,
+    preprocess_volume,
+    synthesize_cohort,
+    synthesize_subject,
+)
+from featureae_lite.data.paths import resolve_data_dir
+
+
+@pytest.fixture(scope="module")
+def subjects():
+    return {kind: synthesize_subject(11, "t2", kind)
+            for kind in ("healthy", "tumor", "lesions", "stroke", "structural")}
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory):
+    return synthesize_cohort(tmp_path_factory.mktemp("cohort"), size="tiny", seed=0, progress=False)
+
+
+def test_same_seed_identical_and_different_seed_differs():
+    a, b = synthesize_subject(5, "t1", "lesions"), synthesize_subject(5, "t1", "lesions")
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.lesion_mask, b.lesion_mask)
+    c = synthesize_subject(6, "t1", "lesions")
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_anomaly_masks_are_inside_the_brain_and_the_slice_range(subjects):
+    assert subjects["healthy"].lesion_mask.sum() == 0
+    for kind, s in subjects.items():
+        if kind == "healthy":
+            continue
+        m = s.lesion_mask > 0
+        assert m.sum() > 20, kind
+        assert not (m & (s.brain_mask == 0)).any(), kind
+        zs = np.flatnonzero(m.any(axis=(0, 1)))
+        assert zs.min() < 135 and zs.max() >= 55, kind
+        assert (s.image[s.brain_mask == 0] == 0).all(), "skull-stripped background"
+
+
+def _shell(mask: np.ndarray, brain: np.ndarray, width: int = 4) -> np.ndarray:
+    return ndimage.binary_dilation(mask, iterations=width) & ~mask & (brain > 0)
+
+
+def test_hyperintense_types_are_bright_on_t2(subjects):
+    for kind in ("tumor", "lesions", "stroke"):
+        s = subjects[kind]
+        m = s.lesion_mask > 0
+        assert s.image[m].mean() > s.image[_shell(m, s.brain_mask)].mean() + 0.05, kind
+
+
+def test_stroke_is_dark_on_t1():
+    s = synthesize_subject(11, "t1", "stroke")
+    m = s.lesion_mask > 0
+    assert s.image[m].mean() < s.image[_shell(m, s.brain_mask)].mean() - 0.1
+
+
+def test_structural_anomaly_is_isointense_but_structurally_different(subjects):
+    s, h = subjects["structural"], synthesize_subject(11, "t2", "healthy")
+    m = s.lesion_mask > 0
+    brain_std = s.image[s.brain_mask > 0].std()
+    # same intensity statistics as the anatomy it replaces ...
+    assert abs(s.image[m].mean() - h.image[m].mean()) < 0.1 * brain_std
+    assert abs(s.image[m].std() - h.image[m].std()) < 0.25 * h.image[m].std()
+    # ... and as its surroundings (not detectable by brightness)
+    assert abs(s.image[m].mean() - s.image[_shell(m, s.brain_mask)].mean()) < 0.35 * brain_std
+    # but the structure is wrong: low correlation with the healthy anatomy at the same place
+    corr = np.corrcoef(s.image[m], h.image[m])[0, 1]
+    assert corr < 0.5, corr
+
+
+def test_cohort_layout_manifest_and_nifti_round_trip(tiny_cohort):
+    import pandas as pd
+
+    man = pd.read_csv(tiny_cohort / "manifest.csv")
+    assert set(man.split) == {"train", "val", "test"}
+    assert set(man[man.split == "train"].anomaly_type) == {"healthy"}
+    assert set(man[man.split == "test"].anomaly_type) == {"healthy", "tumor", "lesions", "stroke",
+                                                          "structural"}
+    sid = man.subject_id.iloc[-1]
+    img = nib.load(tiny_cohort / sid / f"{sid}_t2.nii.gz")
+    assert img.get_data_dtype() == np.int16 and img.ndim == 3
+    assert nib.aff2axcodes(img.affine) == ("R", "A", "S")
+    assert np.allclose(np.diag(img.affine)[:3], 1.0)
+    seg = nib.load(tiny_cohort / sid / f"{sid}_seg.nii.gz")
+    assert seg.get_data_dtype() == np.uint8 and seg.shape == img.shape
+    assert ensure_cohort(tiny_cohort.parent, size="tiny", seed=0, progress=False) == tiny_cohort
+
+
+def test_load_split_shapes_types_and_cache(tiny_cohort):
+    kw = dict(cohort=tiny_cohort, image_size=64, slice_step=8, progress=False)
+    data = load_split(tiny_cohort.parent, "test", **kw)
+    assert data.images.shape[1:] == (1, 64, 64) and data.masks.shape == data.images.shape
+    assert len(data) == len(data.subject_ids) == len(data.anomaly_types) == len(data.slice_indices)
+    assert 0 <= float(data.images.min()) and float(data.images.max()) <= 1
+    assert float(data.images[data.brains == 0].abs().max()) == 0
+    assert set(data.anomaly_types) == {"healthy", "tumor", "lesions", "stroke", "structural"}
+    assert data.masks.sum() > 0 and set(data.slice_indices) <= set(range(55, 135, 8))
+    cached = load_split(tiny_cohort.parent, "test", **kw)
+    assert torch.equal(cached.images, data.images) and cached.subject_ids == data.subject_ids
+    assert len(list((tiny_cohort.parent / "cache").glob("test_*.pt"))) == 1
+    item = SliceDataset(data)[0]
+    assert item["image"].shape == (1, 64, 64) and isinstance(item["subject_id"], str)
+    sub = data.subset([0, 2])
+    assert len(sub) == 2 and sub.subject_ids == [data.subject_ids[0], data.subject_ids[2]]
+
+
+def test_preprocessing_square_resize_equalise_and_threshold():
+    vol = np.zeros((40, 30, 20), np.float32)
+    vol[5:35, 5:25, :] = np.linspace(0.1, 1, 30)[:, None, None]
+    lesion = np.zeros_like(vol)
+    lesion[10:14, 10:14, 8:12] = 1
+    imgs, masks, brains = preprocess_volume(vol, lesion, vol > 0, slice_range=(5, 15), image_size=32)
+    assert imgs.shape == masks.shape == brains.shape == (10, 32, 32)
+    assert imgs.dtype == np.float32 and masks.dtype == bool
+    assert imgs.max() <= 1 and imgs[~brains].max() == 0
+    assert masks[3:7].any() and not masks[:3].any()
+    with pytest.raises(ValueError, match="does not match image shape"):
+        preprocess_volume(vol, lesion[:, :, :5], None)
+
+
+def _write(path, data, dtype=np.float32):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(data, dtype), np.eye(4)), str(path))
+    return path
+
+
+def test_real_data_layouts(tmp_path):
+    rng = np.random.default_rng(0)
+    vol = (rng.random((20, 24, 16)) + 0.5).astype(np.float32)
+    seg = np.zeros((20, 24, 16), np.uint8)
+    seg[5:9, 5:9, 5:9] = 4  # BraTS labels 1, 2, 4
+    seg[9:11, 5:9, 5:9] = 2
+    for case in ("BraTS2021_00001", "BraTS2021_00002"):
+        _write(tmp_path / "brats" / case / f"{case}_t2.nii.gz", vol)
+        _write(tmp_path / "brats" / case / f"{case}_flair.nii.gz", vol)
+        _write(tmp_path / "brats" / case / f"{case}_seg.nii.gz", seg, np.uint8)
+    recs = discover_subjects(tmp_path / "brats", "brats", "t2")
+    assert [r.subject_id for r in recs] == ["BraTS2021_00001", "BraTS2021_00002"]
+    assert recs[0].image_path.name.endswith("_t2.nii.gz") and recs[0].anomaly_type == "tumor"
+    data = load_split(tmp_path, "test", cohort=tmp_path / "brats", layout="brats", image_size=32,
+                      slice_range=(0, 16), progress=False)
+    assert data.masks.sum() > 0 and len(data) == 32
+    _write(tmp_path / "ixi" / "IXI002" / "IXI002_t2.nii.gz", vol)
+    _write(tmp_path / "ixi" / "IXI002" / "IXI002_brainmask.nii.gz", np.ones_like(seg), np.uint8)
+    (rec,) = discover_subjects(tmp_path / "ixi", "ixi", "t2", split="train")
+    assert rec.anomaly_type == "healthy" and rec.mask_path is None and rec.brain_mask_path is not None
+    _write(tmp_path / "atlas" / "r001" / "r001_T1w.nii.gz", vol)
+    _write(tmp_path / "atlas" / "r001" / "r001_lesion_mask.nii.gz", (seg > 0), np.uint8)
+    (rec,) = discover_subjects(tmp_path / "atlas", "atlas", "t1")
+    assert rec.anomaly_type == "stroke" and rec.mask_path.name == "r001_lesion_mask.nii.gz"
+    _write(tmp_path / "mslub" / "p01" / "p01_flair.nii.gz", vol)
+    _write(tmp_path / "mslub" / "p01" / "p01_seg.nii.gz", (seg > 0), np.uint8)
+    (rec,) = discover_subjects(tmp_path / "mslub", "mslub", "flair")
+    assert rec.anomaly_type == "lesions"
+
+
+def test_bad_inputs_name_the_file_and_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.nii.gz"):
+        load_volume(tmp_path / "missing.nii.gz")
+    junk = tmp_path / "junk.nii.gz"
+    junk.write_bytes(gzip.compress(b"this is not nifti"))
+    with pytest.raises(ValueError, match="junk.nii.gz: not a readable NIfTI"):
+        load_volume(junk)
+    good = _write(tmp_path / "good.nii.gz", np.ones((4, 4, 4)))
+    truncated = tmp_path / "trunc.nii.gz"
+    truncated.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(ValueError, match="trunc.nii.gz"):
+        load_volume(truncated)
+    with pytest.raises(ValueError, match=r"expected a 3-D volume, got shape \(4, 4, 4, 2\)"):
+        load_volume(_write(tmp_path / "four.nii.gz", np.ones((4, 4, 4, 2))))
+    with pytest.raises(ValueError, match=r"expected a 3-D volume, got shape \(4, 4\)"):
+        load_volume(_write(tmp_path / "two.nii.gz", np.ones((4, 4))))
+    nan = np.ones((4, 4, 4))
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="nan.nii.gz: contains NaN"):
+        load_volume(_write(tmp_path / "nan.nii.gz", nan))
+    with pytest.raises(ValueError, match=r"mask shape \(4, 4, 3\) does not match image shape \(4, 4, 4\)"):
+        load_mask(_write(tmp_path / "small.nii.gz", np.ones((4, 4, 3))), (4, 4, 4))
+    soft = np.full((4, 4, 4), 0.5)
+    with pytest.raises(ValueError, match="soft.nii.gz: mask is not binary"):
+        load_mask(_write(tmp_path / "soft.nii.gz", soft))
+    with pytest.raises(ValueError, match="non-integer"):
+        load_mask(tmp_path / "soft.nii.gz", labels=True)
+    assert load_mask(_write(tmp_path / "labels.nii.gz", np.full((4, 4, 4), 4)), labels=True).all()
+    with pytest.raises(ValueError, match="unknown layout 'nifty'; known layouts: synthetic, brats"):
+        discover_subjects(tmp_path, "nifty")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no subject found in .*empty"):
+        discover_subjects(tmp_path / "empty", "brats")
+    with pytest.raises(ValueError, match="unknown contrast 't3'"):
+        synthesize_subject(0, "t3")
+    with pytest.raises(ValueError, match="unknown cohort size 'huge'"):
+        synthesize_cohort(tmp_path, size="huge")
+
+
+def test_empty_split_is_an_error(tiny_cohort):
+    with pytest.raises(ValueError, match="split 'holdout'"):
+        load_split(tiny_cohort.parent, "holdout", cohort=tiny_cohort, progress=False)
+
+
+def test_data_dir_resolution(tmp_path, monkeypatch):
+    assert resolve_data_dir(tmp_path / "a") == (tmp_path / "a").resolve()
+    monkeypatch.setenv("FEATUREAE_LITE_DATA", str(tmp_path / "env"))
+    assert resolve_data_dir() == (tmp_path / "env").resolve()
