@@ -1,0 +1,66 @@
+"""Frozen feature extractor: shapes, offline weights, frozen but differentiable, clear errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from featureae_lite.features import FeatureExtractor, available_backbones, layer_names
+
+
+def test_effnet_default_is_offline_pretrained_176_channels():
+    fe = FeatureExtractor()
+    assert fe.backbone_name == "efficientnet_lite0" and fe.out_channels == 176
+    assert fe.strides == (4, 8, 16)
+    x = torch.rand(2, 1, 64, 64)
+    out = fe(x)
+    assert out.shape == (2, 176, 16, 16)
+    untrained = FeatureExtractor(pretrained=False)
+    assert not torch.allclose(untrained(x), out)
+
+
+def test_resnet18_paper_layers_give_256_channels_at_quarter_resolution():
+    fe = FeatureExtractor("resnet18", pretrained=False)
+    assert fe.layers == ("layer0", "layer1", "layer2") and fe.out_channels == 256
+    assert fe(torch.rand(1, 1, 128, 128)).shape == (1, 256, 32, 32)
+    assert FeatureExtractor("resnet18", ("layer1", "layer2"), pretrained=False).out_channels == 192
+
+
+def test_frozen_eval_but_gradient_reaches_input():
+    fe = FeatureExtractor(pretrained=False)
+    assert not any(p.requires_grad for p in fe.parameters())
+    fe.train()
+    assert not fe.net.training
+    x = torch.rand(1, 1, 64, 64, requires_grad=True)
+    fe(x).pow(2).mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_untrained_is_deterministic():
+    x = torch.rand(1, 1, 64, 64)
+    a = FeatureExtractor("resnet18", pretrained=False)(x)
+    b = FeatureExtractor("resnet18", pretrained=False)(x)
+    assert torch.equal(a, b)
+
+
+def test_resnet18_pretrained_without_cached_weights_fails_fast_and_clearly():
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match="needs internet once.*efficientnet_lite0"):
+        FeatureExtractor("resnet18", pretrained=True)
+    assert time.perf_counter() - start < 10
+
+
+def test_bad_names_and_shapes():
+    assert available_backbones() == ["efficientnet_lite0", "resnet18"]
+    assert layer_names("resnet18")[0] == "layer0"
+    with pytest.raises(ValueError, match="unknown backbone .vgg.; known backbones: efficientnet_lite0"):
+        FeatureExtractor("vgg")
+    with pytest.raises(ValueError, match=r"unknown layer\(s\) \['layer9'\]"):
+        FeatureExtractor("resnet18", ("layer9",), pretrained=False)
+    fe = FeatureExtractor(pretrained=False)
+    with pytest.raises(ValueError, match=r"grey slices \(N, 1, H, W\), got \(1, 3, 64, 64\)"):
+        fe(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="divisible by 32"):
+        fe(torch.rand(1, 1, 60, 60))

@@ -1,0 +1,79 @@
+"""SSIM maps against scikit-image, gradients, components, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from featureae_lite.ssim import SSIMLoss, gaussian_window, ssim_components, ssim_loss, ssim_map
+
+
+def _pair(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.random(shape)
+    b = np.clip(a + 0.2 * rng.standard_normal(shape), 0, 1)
+    return a, b
+
+
+@pytest.mark.parametrize("data_range", [1.0, 4.0])
+def test_matches_skimage_on_interior_pixels(data_range):
+    a, b = _pair((48, 40))
+    a, b = a * data_range, b * data_range
+    _, ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                   data_range=data_range, full=True)
+    ours = ssim_map(torch.tensor(a)[None, None], torch.tensor(b)[None, None], data_range=data_range)
+    np.testing.assert_allclose(ours[0, 0, 5:-5, 5:-5].numpy(), ref[5:-5, 5:-5], atol=1e-4)
+
+
+def test_matches_skimage_per_channel_for_many_channels():
+    a, b = _pair((7, 32, 32), seed=1)
+    _, ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                   data_range=1.0, full=True, channel_axis=0)
+    ours = ssim_map(torch.tensor(a, dtype=torch.float32)[None], torch.tensor(b, dtype=torch.float32)[None])
+    assert ours.shape == (1, 7, 32, 32)
+    np.testing.assert_allclose(ours[0, :, 5:-5, 5:-5].numpy(), ref[:, 5:-5, 5:-5], atol=1e-4)
+
+
+def test_identical_inputs_give_one_and_loss_is_negative_mean():
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(ssim_map(x, x, window_size=5), torch.ones_like(x), atol=1e-5, rtol=0)
+    y = torch.rand(2, 3, 16, 16)
+    assert ssim_loss(x, y, window_size=5).item() == pytest.approx(-ssim_map(x, y, 5).mean().item())
+    assert SSIMLoss(5)(x, y).item() == pytest.approx(ssim_loss(x, y, window_size=5).item())
+
+
+def test_components_multiply_to_ssim():
+    x, y = torch.rand(1, 2, 20, 20), torch.rand(1, 2, 20, 20)
+    lum, con, struc = ssim_components(x, y)
+    torch.testing.assert_close(lum * con * struc, ssim_map(x, y), atol=1e-4, rtol=1e-4)
+
+
+def test_gradient_flows():
+    x = torch.rand(1, 2, 12, 12, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(1, 2, 12, 12, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a: ssim_map(a, y, window_size=5), (x,))
+
+
+def test_window_is_normalised_gaussian():
+    g = gaussian_window(11, 1.5)
+    assert g.shape == (11,) and g.sum().item() == pytest.approx(1.0) and g.argmax().item() == 5
+
+
+def test_bad_inputs():
+    x = torch.rand(1, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"x has shape \(16, 16\) but SSIM expects \(N, C, H, W\)"):
+        ssim_map(x[0, 0], x[0, 0])
+    with pytest.raises(ValueError, match="shapes differ"):
+        ssim_map(x, torch.rand(1, 1, 16, 15))
+    with pytest.raises(ValueError, match="odd"):
+        ssim_map(x, x, window_size=4)
+    with pytest.raises(ValueError, match="exceeds"):
+        ssim_map(x, x, window_size=17)
+    bad = x.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        ssim_map(bad, x)
+    with pytest.raises(ValueError, match="floating"):
+        ssim_map(x.long(), x.long())
