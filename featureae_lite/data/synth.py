@@ -5,7 +5,8 @@ Every subject starts from the MNI152 template (:mod:`.anatomy`) and becomes an i
 T2 (default), T1 or FLAIR computed from the warped tissue fractions — partial volume kept — with
 per-subject jitter and the template's fine texture, (3) an optional anomaly
 (:mod:`.anomalies`, drawn from its own random stream so that the same seed with ``"healthy"`` gives
-the very same subject without it), (4) a smooth multiplicative bias field and (5) Rician noise inside the brain.
+the very same subject without it), (4) a smooth multiplicative bias field and (5) Rician noise
+inside the brain.
 The same seed gives bit-identical volumes.
 """
 
