@@ -107,6 +107,8 @@ class FeatureExtractor(nn.Module):
     ----------
     out_channels : int
         Channels C of the output.
+    layer_channels : tuple of int
+        Channels contributed by each layer, in output order.
     strides : tuple of int
         Stride of every chosen layer.
     """
@@ -128,12 +130,10 @@ class FeatureExtractor(nn.Module):
             torch.manual_seed(0)  # the untrained variant is the same network every time
             net = (_effnet if backbone == "efficientnet_lite0" else _resnet18)(pretrained, weights_path)
         self.net = net
-        if backbone == "efficientnet_lite0":
-            self.out_channels = sum(table[name][1] for name in self.layers)
-            self.strides = tuple(table[name][2] for name in self.layers)
-        else:
-            self.out_channels = sum(table[name][0] for name in self.layers)
-            self.strides = tuple(table[name][1] for name in self.layers)
+        ch_col = 1 if backbone == "efficientnet_lite0" else 0
+        self.layer_channels = tuple(table[name][ch_col] for name in self.layers)
+        self.out_channels = sum(self.layer_channels)
+        self.strides = tuple(table[name][ch_col + 1] for name in self.layers)
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.net.eval()
