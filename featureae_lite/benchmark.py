@@ -88,7 +88,7 @@ def run_benchmark(
     detectors = {}
     ckpt_dir = out_dir / "checkpoints"
     for m in methods:
-        cfg = {"image_size": p.image_size, "seed": seed, **p.steps_for(m)}
+        cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m)}
         start = time.perf_counter()
         if retrain:
             det = create_detector(m, **cfg).fit(splits["train"], splits["val"], progress=progress)

@@ -44,7 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from featureae_lite.presets import preset
 
     p = preset(args.quick)
-    cfg = {"image_size": p.image_size, "seed": args.seed, **p.steps_for(args.method)}
+    cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method)}
     if args.steps:
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg)  # fails fast on an unknown method
@@ -60,13 +60,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from featureae_lite.benchmark import load_cohort_splits
     from featureae_lite.evaluation import METRIC_KEYS, evaluate
     from featureae_lite.models.base import load_detector
+    from featureae_lite.presets import preset
 
     det = load_detector(args.checkpoint)
+    size = preset(args.quick).image_size
+    if det.config.image_size != size:
+        raise ValueError(f"{args.checkpoint} expects {det.config.image_size}-px slices but the "
+                         f"{'quick' if args.quick else 'default'} preset gives {size} px; "
+                         "pass --quick exactly when the model was trained with it")
     splits = load_cohort_splits(args.data, args.quick, args.seed, args.contrast)
-    if det.config.image_size != splits["test"].images.shape[-1]:
-        raise SystemExit(f"checkpoint expects {det.config.image_size}-px slices but the "
-                         f"{'quick' if args.quick else 'default'} preset gives "
-                         f"{splits['test'].images.shape[-1]} px; match --quick to how it was trained")
     res = evaluate(det, splits["test"], splits["val"])
     for k in METRIC_KEYS:
         print(f"{k:>14}: {res[k]:.4f}")

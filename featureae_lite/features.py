@@ -129,7 +129,7 @@ class FeatureExtractor(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(0)  # the untrained variant is the same network every time
             net = (_effnet if backbone == "efficientnet_lite0" else _resnet18)(pretrained, weights_path)
-        self.net = net
+        self.net = net.to(memory_format=torch.channels_last)  # ~1.6× faster on CPU, same values
         ch_col = 1 if backbone == "efficientnet_lite0" else 0
         self.layer_channels = tuple(table[name][ch_col] for name in self.layers)
         self.out_channels = sum(self.layer_channels)
@@ -174,6 +174,6 @@ class FeatureExtractor(nn.Module):
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"slice size {tuple(x.shape[-2:])} must be divisible by 32")
         size = self.feature_size or (x.shape[-2] // 4, x.shape[-1] // 4)
-        h = (x.repeat(1, 3, 1, 1) - 0.5) / 0.5
+        h = ((x.repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
         maps = [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in self._taps(h)]
         return torch.cat(maps, dim=1)

@@ -52,7 +52,7 @@ class Session:
         from featureae_lite.training import train_or_load
 
         cfg = {"image_size": self.preset.image_size, "seed": self.seed,
-               **self.preset.steps_for(method), **overrides}
+               **self.preset.overrides(method), **overrides}
         key = f"{method}:{sorted(cfg.items())}"
         if key not in self._detectors:
             ckpt = Path(self.data_dir) / "checkpoints" if self.data_dir else None

@@ -32,3 +32,9 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def quick_data_dir(tmp_path_factory):
+    """One data folder shared by the slow end-to-end tests (the QUICK cohort is synthesised once)."""
+    return tmp_path_factory.mktemp("quick_data")

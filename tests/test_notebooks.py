@@ -33,11 +33,10 @@ def test_notebook_is_clean_and_parameterised(path):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, quick_data_dir):
     """Execute the whole sequence once with QUICK=True into a temporary run folder."""
     root = tmp_path_factory.mktemp("nbrun")
-    run_dir = run_notebooks(quick=True, out=root / "run", data_dir=root / "data")
-    return run_dir
+    return run_notebooks(quick=True, out=root / "run", data_dir=quick_data_dir)
 
 
 @pytest.mark.slow
