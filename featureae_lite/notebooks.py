@@ -13,6 +13,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,26 @@ def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, Any], time
     return time.perf_counter() - start
 
 
+@contextmanager
+def _headless_environment() -> Iterator[None]:
+    """Environment the kernels inherit: static widgets and the inline matplotlib backend.
+
+    The kernel inherits ``MPLBACKEND`` from the caller; a CI setting such as ``Agg`` would make
+    every ``plt.show()`` a no-op and the executed notebooks would hold no figures.
+    """
+    wanted = {"FEATUREAE_LITE_STATIC": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_notebooks(
     quick: bool = False,
     out: str | os.PathLike | None = None,
@@ -87,11 +109,11 @@ def run_notebooks(
         raise ValueError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
     params = {"QUICK": bool(quick), "SEED": seed, "OUTPUT_DIR": str(run_dir.resolve()),
               "DATA_DIR": str(data_dir) if data_dir else ""}
-    os.environ["FEATUREAE_LITE_STATIC"] = "1"  # widgets draw static figures in headless runs
     times: dict[str, float] = {}
-    for nb in tqdm(books, desc="notebooks"):
-        times[nb.stem] = execute_notebook(nb, run_dir, params)
-        (run_dir / "times.json").write_text(json.dumps(times, indent=2))
+    with _headless_environment():
+        for nb in tqdm(books, desc="notebooks"):
+            times[nb.stem] = execute_notebook(nb, run_dir, params)
+            (run_dir / "times.json").write_text(json.dumps(times, indent=2))
     write_index(run_dir, books, times, quick)
     return run_dir
 

@@ -92,7 +92,7 @@ def available_methods() -> list[str]:
 
 def _import_all() -> None:
     # Importing the method modules fills the registry.
-    from featureae_lite.models import autoencoders, baselines, fae  # noqa: F401
+    from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano  # noqa: F401
 
 
 def get_method(name: str) -> type[Detector]:
