@@ -8,7 +8,7 @@ The public face the notebooks use::
     det = fl.create_detector("fae", image_size=128)
 """
 
-from featureae_lite import analysis, metrics, viz, widgets
+from featureae_lite import analysis, exercises, metrics, viz, widgets
 from featureae_lite.evaluation import evaluate
 from featureae_lite.models.base import (
     AnomalyOutput,
@@ -25,5 +25,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyOutput", "Detector", "Session", "analysis", "available_methods", "create_detector",
-    "evaluate", "load_detector", "metrics", "preset", "record_figures", "start", "viz", "widgets",
+    "evaluate", "exercises", "load_detector", "metrics", "preset", "record_figures", "start", "viz",
+    "widgets",
 ]

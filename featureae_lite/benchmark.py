@@ -20,7 +20,7 @@ from featureae_lite.models.base import available_methods, create_detector, get_m
 from featureae_lite.presets import preset
 from featureae_lite.training import train_or_load
 
-DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae")
+DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
 
 
 def load_cohort_splits(

@@ -1,4 +1,4 @@
-"""The ``featureae-lite`` command line: synth, train, evaluate, benchmark, main."""
+"""The ``featureae-lite`` command line: synth, train, evaluate, benchmark, notebooks, assignments, main."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from featureae_lite.notebooks import check_figures, run_notebooks
+    from featureae_lite.notebooks import check_figures, record_expected, run_notebooks
 
     start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",")] if args.only else None
@@ -104,6 +104,29 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
         if problems:
             return 1
         print("all recorded figures are inside their expected ranges")
+    if getattr(args, "record_expected", False):
+        names = record_expected(run_dir, args.quick)
+        print(f"expected ranges updated for {', '.join(names)} in notebooks/expected_figures.json")
+    return 0
+
+
+def _cmd_assignments_make(args: argparse.Namespace) -> int:
+    from featureae_lite.assignments import make_assignments
+
+    written = make_assignments(args.out)
+    print(f"{len(written)} student notebooks written to {args.out}:")
+    for path in written:
+        print(f"  {path.name}")
+    return 0
+
+
+def _cmd_assignments_grade(args: argparse.Namespace) -> int:
+    from featureae_lite.assignments import grade, report_table
+
+    reports = grade(args.notebooks, args.out, time_limit=args.time_limit, data_dir=args.data)
+    print(report_table(reports))
+    if args.out:
+        print(f"report written to {args.out}")
     return 0
 
 
@@ -161,8 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 00,04")
     p.add_argument("--check", action="store_true",
                    help="fail when recorded figures leave the expected ranges")
+    p.add_argument("--record-expected", action="store_true",
+                   help="store this run's figures (with tolerance bands) as the expected ranges")
     _add_common(p)
     p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("assignments", help="classroom assignments: student versions and autograding")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("make", help="write student notebooks (solutions replaced by TODO stubs)")
+    q.add_argument("--out", required=True, help="folder for the student notebooks")
+    q.set_defaults(func=_cmd_assignments_make)
+    q = actions.add_parser("grade", help="execute submissions (QUICK) and report every exercise")
+    q.add_argument("notebooks", nargs="+", help="submitted notebooks")
+    q.add_argument("--out", default=None, help="write the report as JSON")
+    q.add_argument("--time-limit", type=float, default=900, help="seconds per notebook (default 900)")
+    q.add_argument("--data", default=None, help="data folder for the QUICK cohort and checkpoints")
+    q.set_defaults(func=_cmd_assignments_grade)
 
     p = sub.add_parser("main", help="the README's main job: cohort + the whole notebook sequence")
     _add_common(p)

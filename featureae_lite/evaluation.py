@@ -6,7 +6,7 @@ Protocol (stated in every result, see METHODS.md "pitfalls"):
 * pixel metrics restricted to brain pixels (``brain_masked=True``, the default) — the unmasked
   variant, background included as in the FAE reference, is reported under ``"unmasked"``;
 * ``best_dice`` picks its threshold on the test set (optimistic); ``dice_at_5fpr`` uses the threshold
-  giving 5 % pixel FPR on the test set; ``dice_at_val_threshold`` uses the best-Dice threshold chosen
+  giving 5 % pixel FPR on the test set; ``dice_at_threshold`` uses the best-Dice threshold chosen
   on the *validation* split — the honest variant;
 * per anomaly type T: the slices of subjects of type T plus every healthy subject.
 """
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from featureae_lite.metrics import best_dice, dice_iou_at_threshold, pixel_and_sample_metrics
-from featureae_lite.models.base import AnomalyOutput, Detector
+from featureae_lite.models.base import AnomalyOutput, Detector, image_scores, postprocess
 
 METRIC_KEYS = ("pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap")
 
@@ -75,7 +76,7 @@ def evaluate(
     test : SliceData
         Test slices with lesion masks, brain masks and per-slice anomaly types.
     val : SliceData, optional
-        Validation split used only to choose the threshold for ``dice_at_val_threshold``.
+        Validation split used only to choose the threshold for ``dice_at_threshold``.
     brain_masked : bool
         Restrict pixel metrics to brain pixels (default) or use every pixel.
     per_type : bool
@@ -92,27 +93,58 @@ def evaluate(
         raise ValueError("the test split has no anomalous pixel: nothing to localise")
     threshold = choose_threshold(detector, val, brain_masked)
     out, speed = predict_split(detector, test, batch_size)
+    result = evaluate_output(out, test, threshold, brain_masked=brain_masked, per_type=per_type)
+    result["infer_slices_per_s"] = speed
+    result["protocol"] = (
+        f"slices pooled; pixel metrics {'inside the brain mask' if brain_masked else 'on all pixels'}; "
+        f"maps {'brain-masked' if detector.config.mask_brain else 'unmasked'}, smoothing sigma "
+        f"{detector.config.smooth_sigma}; image score {detector.config.score}; "
+        "best_dice threshold chosen on test (optimistic), dice_at_threshold on val (honest)"
+    )
+    return result
+
+
+def evaluate_output(
+    out: AnomalyOutput, test, threshold: float | None = None, *, brain_masked: bool = True,
+    per_type: bool = True,
+) -> dict[str, Any]:
+    """Metrics of precomputed maps and scores on ``test``: overall, unmasked and per anomaly type.
+
+    Parameters
+    ----------
+    out : AnomalyOutput
+        Maps (N, 1, H, W) and scores (N,) for every slice of ``test``.
+    test : SliceData
+        The slices with lesion masks, brain masks and anomaly types.
+    threshold : float, optional
+        A threshold chosen elsewhere (on val) for ``dice_at_threshold``.
+    brain_masked, per_type : bool
+        As in :func:`evaluate`.
+    """
+    if float(test.masks.sum()) == 0:
+        raise ValueError("the test split has no anomalous pixel: nothing to localise")
+    if out.maps.shape != test.masks.shape:
+        raise ValueError(f"maps {tuple(out.maps.shape)} do not match the split {tuple(test.masks.shape)}")
     result: dict[str, Any] = metrics_from_output(out, test, brain_masked, threshold)
     result["unmasked"] = metrics_from_output(out, test, False, None)
     result["val_threshold"] = threshold
-    result["infer_slices_per_s"] = speed
     if per_type:
         types = np.asarray(test.anomaly_types)
         result["per_type"] = {}
         for t in sorted(set(types) - {"healthy"}):
             idx = np.flatnonzero((types == t) | (types == "healthy"))
             sub = test.subset(idx.tolist())
-            sub_out = AnomalyOutput(out.maps[idx], out.scores[idx])
             if float(sub.masks.sum()) == 0:
                 continue
+            sub_out = AnomalyOutput(out.maps[idx], out.scores[idx])
             result["per_type"][t] = metrics_from_output(sub_out, sub, brain_masked, threshold)
-    result["protocol"] = (
-        f"slices pooled; pixel metrics {'inside the brain mask' if brain_masked else 'on all pixels'}; "
-        f"maps {'brain-masked' if detector.config.mask_brain else 'unmasked'}, smoothing sigma "
-        f"{detector.config.smooth_sigma}; image score {detector.config.score}; "
-        "best_dice threshold chosen on test (optimistic), dice_at_val_threshold on val (honest)"
-    )
     return result
+
+
+def output_from_maps(maps: Tensor, brains: Tensor | None, rule: str = "top10_mean") -> AnomalyOutput:
+    """Brain-mask raw maps (N, 1, H, W) and derive image scores with the shared rule."""
+    maps = postprocess(maps, brains, mask_brain=brains is not None)
+    return AnomalyOutput(maps, image_scores(maps, brains, rule))
 
 
 def dice_at(out: AnomalyOutput, data, threshold: float, brain_masked: bool = True) -> float:

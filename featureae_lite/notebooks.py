@@ -155,3 +155,40 @@ def check_figures(run_dir: str | os.PathLike, quick: bool,
             if val is None or not lo <= val <= hi:
                 problems.append(f"{nb}: {key} = {val} outside the expected range [{lo}, {hi}]")
     return problems
+
+
+def expected_ranges(figures: dict[str, float | None], rel: float = 0.15, abs_: float = 0.02
+                    ) -> dict[str, list[float]]:
+    """Bands around one run's figures: exact for whole numbers, else ±(``abs_`` + ``rel`` · |value|).
+
+    Timings (keys ending in ``_seconds``) and missing values are left out: they are not expected to
+    reproduce.
+    """
+    bands = {}
+    for key, val in figures.items():
+        if val is None or key.endswith("_seconds"):
+            continue
+        if float(val).is_integer() and abs(val) >= 1:
+            bands[key] = [float(val), float(val)]
+        else:
+            pad = abs_ + rel * abs(val)
+            bands[key] = [round(val - pad, 4), round(val + pad, 4)]
+    return bands
+
+
+def record_expected(run_dir: str | os.PathLike, quick: bool,
+                    expected_file: str | os.PathLike = EXPECTED_FILE) -> list[str]:
+    """Write the bands of a run's recorded figures into the expected-figures file.
+
+    Only notebooks that have a ``<name>.json`` in ``run_dir`` are replaced; the others keep their
+    ranges. Returns the names of the notebooks updated.
+    """
+    expected_file = Path(expected_file)
+    expected = json.loads(expected_file.read_text()) if expected_file.exists() else {}
+    section = expected.setdefault("quick" if quick else "classroom", {})
+    updated = []
+    for path in sorted(Path(run_dir).glob("[0-9][0-9]_*.json")):
+        section[path.stem] = expected_ranges(json.loads(path.read_text()))
+        updated.append(path.stem)
+    expected_file.write_text(json.dumps(expected, indent=2) + "\n")
+    return updated

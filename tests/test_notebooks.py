@@ -7,6 +7,7 @@ import json
 import nbformat
 import pytest
 
+from featureae_lite.exercises import MIME
 from featureae_lite.notebooks import check_figures, list_notebooks, run_notebooks, write_index
 
 NOTEBOOKS = list_notebooks()
@@ -51,6 +52,9 @@ def test_every_notebook_runs_headless_and_records_figures(quick_run):
         images = [o for c in executed.cells for o in c.get("outputs", [])
                   if "image/png" in o.get("data", {})]
         assert images, f"{path.name} shows no figure in a headless run"
+        feedback = [o["data"][MIME] for c in executed.cells for o in c.get("outputs", [])
+                    if MIME in o.get("data", {})]
+        assert len(feedback) >= 2 and all(f["status"] == "passed" for f in feedback), feedback
     index = (quick_run / "index.md").read_text()
     assert all(p.name in index for p in NOTEBOOKS)
     assert check_figures(quick_run, quick=True) == []
@@ -67,3 +71,18 @@ def test_check_figures_reports_drift(tmp_path):
     assert "05_evaluation: no recorded figures" in problems[1]
     write_index(tmp_path, NOTEBOOKS[:1], {NOTEBOOKS[0].stem: 3.0}, quick=True)
     assert "QUICK" in (tmp_path / "index.md").read_text()
+
+
+def test_expected_ranges_and_record(tmp_path):
+    from featureae_lite.notebooks import expected_ranges, record_expected
+
+    bands = expected_ranges({"count": 3.0, "ap": 0.5, "fit_seconds": 12.0, "missing": None})
+    assert bands == {"count": [3.0, 3.0], "ap": [0.405, 0.595]}
+    (tmp_path / "07_x.json").write_text(json.dumps({"ap": 0.5}))
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps({"quick": {"00_y": {"n": [1, 1]}}, "classroom": {}}))
+    assert record_expected(tmp_path, quick=True, expected_file=expected) == ["07_x"]
+    stored = json.loads(expected.read_text())["quick"]
+    assert stored == {"00_y": {"n": [1, 1]}, "07_x": {"ap": [0.405, 0.595]}}
+    problems = check_figures(tmp_path, quick=True, expected_file=expected)
+    assert problems == ["00_y: no recorded figures (00_y.json missing)"]

@@ -154,5 +154,5 @@ def test_select_hyperparameters_uses_val_only(toy, monkeypatch):
     )
     assert [row["latent_dim"] for row in table] == [8, 16]
     values = [row["sample_auroc"] for row in table]
-    chosen = best["latent_dim"] if isinstance(best, dict) else best.latent_dim
+    chosen = best.config.latent_dim
     assert chosen == table[int(np.nanargmax(values))]["latent_dim"]

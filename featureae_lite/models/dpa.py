@@ -286,7 +286,7 @@ class DeepPerceptualAutoencoder(Detector):
 
 def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None = None,
                            metric: str = "sample_auroc", method: str = "dpa", progress: bool = False,
-                           **fixed: Any) -> tuple[DetectorConfig, list[dict[str, Any]]]:
+                           **fixed: Any) -> tuple[Detector, list[dict[str, Any]]]:
     """The paper's protocol: pick hyperparameters with the labelled anomalies of ``val`` only.
 
     One model per grid point is trained on ``train`` (healthy) and scored on ``val``; the test split
@@ -312,8 +312,9 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
 
     Returns
     -------
-    best_config : DetectorConfig
-        Config of the best grid point (first one on ties).
+    best : Detector
+        The trained detector of the best grid point (first one on ties); ``best.config`` holds
+        the chosen values.
     table : list of dict
         One row per grid point: its values and ``metric``.
     """
@@ -332,7 +333,7 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
         value = metrics_from_output(det.predict(val.images, val.brains), val)[metric]
         table.append({**point, metric: value})
         if np.isfinite(value) and value > best_value:
-            best, best_value = det.config, value
+            best, best_value = det, value
     if best is None:
         raise ValueError(f"{metric} is undefined on val for every grid point "
                          "(val needs healthy and anomalous slices)")
