@@ -132,7 +132,7 @@ def _execute(src: str, dst: str, params: dict[str, Any], cell_timeout: int) -> N
     with _headless_environment():
         try:
             pm.execute_notebook(src, dst, parameters=params, kernel_name="python3", progress_bar=False,
-                                cwd=str(Path(src).parent), execution_timeout=cell_timeout,
+                                cwd=os.getcwd(), execution_timeout=cell_timeout,
                                 allow_errors=True, interrupt_on_timeout=True)
         except pm.PapermillExecutionError:
             pass  # errors are read back from the executed notebook
@@ -185,17 +185,23 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
         return report
     expected = expected_exercises(path, nb)
     start = time.perf_counter()
+    for cell in nb.cells:  # submitted outputs never count: only what the grader executes
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     with tempfile.TemporaryDirectory(prefix="featureae-grade-") as tmp:
-        dst = Path(tmp) / path.name
+        src, dst = Path(tmp) / f"submitted_{path.name}", Path(tmp) / path.name
+        nbformat.write(nb, src)
         params = {"QUICK": True, "SEED": seed, "OUTPUT_DIR": tmp, "DATA_DIR": str(data_dir or "")}
         code = ("import json, sys; from featureae_lite.assignments import _execute; "
                 "_execute(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]))")
-        cmd = [sys.executable, "-c", code, str(path.resolve()), str(dst), json.dumps(params),
+        cmd = [sys.executable, "-c", code, str(src), str(dst), json.dumps(params),
                str(max(1, int(time_limit)))]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 60)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 60,
+                                  cwd=path.resolve().parent)
             if proc.returncode != 0:
-                report["errors"].append(f"execution failed: {proc.stderr.strip().splitlines()[-1:]}")
+                last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+                report["errors"].append(f"execution failed: {last}")
         except subprocess.TimeoutExpired:
             report["status"] = "timed out"
             report["errors"].append(f"the notebook did not finish within {time_limit:.0f} s")

@@ -64,7 +64,7 @@ def run_benchmark(
     methods : sequence of str
         Registered method names (unknown names raise before any work starts).
     out_dir : path-like
-        Folder for ``results.json``, ``results.md`` and ``gallery.png``.
+        Folder for ``results.json``, ``meta.json`` (preset, seed, cohort), ``results.md`` and ``gallery.png``.
     quick : bool or str
         Preset (``True`` = QUICK sizes).
     seed : int
@@ -110,8 +110,8 @@ def run_benchmark(
     meta = {"preset": "quick" if quick else "default", "seed": seed, "contrast": contrast,
             "cohort": str(splits["cohort"]), "n_test_slices": len(splits["test"]),
             "n_train_slices": len(splits["train"]), "known_methods": known}
-    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": results},
-                                                     indent=2, default=_nan_safe))
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_nan_safe))
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     (out_dir / "results.md").write_text(results_markdown(results))
     from featureae_lite.viz import save_gallery
 

@@ -77,10 +77,14 @@ class Session:
 
 def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None = None,
           contrast: str = "t2", progress: bool = True) -> Session:
-    """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`."""
+    """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`.
+
+    ``quick=False`` gives the classroom settings (:data:`featureae_lite.presets.CLASSROOM`: the
+    default cohort at 128 px with half the benchmark's training steps).
+    """
     from featureae_lite.benchmark import load_cohort_splits
 
     data_dir = str(data_dir) if data_dir else None
     splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
-    return Session(preset(quick), seed, data_dir, splits["train"], splits["val"], splits["test"],
-                   splits["cohort"])
+    return Session(preset(quick if quick else "classroom"), seed, data_dir, splits["train"], splits["val"],
+                   splits["test"], splits["cohort"])

@@ -9,6 +9,12 @@ import pytest
 from featureae_lite.cli import main
 
 
+def test_assignments_make_writes_student_notebooks(tmp_path, capsys):
+    assert main(["assignments", "make", "--out", str(tmp_path)]) == 0
+    assert "student notebooks written" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("[0-9][0-9]_*.ipynb"))) == 10
+
+
 def test_unknown_method_lists_known_ones(tmp_path, capsys):
     assert main(["benchmark", "--quick", "--methods", "ae_l1,magic", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -31,7 +37,8 @@ def test_synth_train_evaluate_benchmark_quick(tmp_path, quick_data_dir, capsys):
     out = tmp_path / "bench"
     assert main(["benchmark", "--quick", "--methods", "random,threshold,ae_l1,fae", "--data", data,
                  "--out", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())["results"]
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads((out / "meta.json").read_text())["preset"] == "quick"
     assert list(results) == ["random", "threshold", "ae_l1", "fae"]
     for r in results.values():
         assert {"pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap",
