@@ -56,7 +56,7 @@ DEFAULT = Preset(
     image_size=128,
     slice_step=2,
     # sized so each model trains in ≤ 5 min on 2 CPU cores (FAE: ~1.15 s/step, the AEs ~0.17 s/step,
-    # DPA ~0.9 s/step, ProxyAno ~0.28 s/step + ~45 s of SLIC proxies, patchsim ~0.29 s/step)
+    # DPA ~0.35 s/step, ProxyAno ~0.2 s/step + ~45 s of SLIC proxies, patchsim ~0.23 s/step)
     train={"ae_l1": {"steps": 1000}, "vae": {"steps": 1000}, "ae_ssim": {"steps": 1000},
            "fae": {"steps": 240, "lr": FAE_CPU_LR}, "dpa": {"steps": 250}, "proxyano": {"steps": 600},
            "patchsim": {"steps": 600}},

@@ -186,3 +186,17 @@ def test_image_score_rules():
     assert top == pytest.approx(np.mean(np.arange(90, 100)), abs=0.6)
     brains[0, 0, 5:] = 0
     assert image_scores(maps, brains, "max").item() == 49
+
+
+def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
+    from featureae_lite.evaluation import evaluate_output, output_from_maps
+
+    det = create_detector("threshold", image_size=SIZE)
+    test = toy["test"]
+    res = evaluate(det, test)
+    again = evaluate_output(output_from_maps(det.anomaly_map(test.images), test.brains), test)
+    for key in ("pixel_ap", "pixel_auroc", "best_dice", "sample_auroc"):
+        assert again[key] == pytest.approx(res[key], abs=1e-9, nan_ok=True)
+    assert again["per_type"].keys() == res["per_type"].keys()
+    with pytest.raises(ValueError, match="do not match"):
+        evaluate_output(output_from_maps(det.anomaly_map(test.images[:1]), test.brains[:1]), test)
