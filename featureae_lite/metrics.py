@@ -196,6 +196,49 @@ def per_volume(metric_fn: Callable[..., float], scores: Any, labels: Any, groups
     return float(np.mean(values))
 
 
+def curve_metrics(scores: Any, labels: Any, brain: Any = None, fpr: float = 0.05,
+                  threshold: float | None = None) -> dict[str, float]:
+    """Every pixel metric from one sort: the values of :func:`average_precision`, :func:`roc_auc`,
+    :func:`best_dice`, :func:`dice_at_fpr` and (given ``threshold``) :func:`dice_iou_at_threshold`.
+
+    Returns
+    -------
+    dict
+        ``pixel_ap``, ``pixel_auroc``, ``best_dice``, ``best_dice_threshold``, ``dice_at_{k}fpr``,
+        ``iou_at_{k}fpr``, ``threshold_at_{k}fpr`` (k = round(100 fpr)) and, with a threshold,
+        ``dice_at_threshold``, ``iou_at_threshold``.
+    """
+    if not 0 <= fpr <= 1:
+        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    s, y = _prepare(scores, labels, brain)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("pixel metrics need both anomalous and normal pixels")
+    tp, fp, thr = _curve(s, y)
+    precision, recall = tp / (tp + fp), tp / n_pos
+    tpr, fpr_curve = np.r_[0.0, recall], np.r_[0.0, fp / n_neg]
+    dice = 2 * tp / (tp + fp + n_pos)
+    k = int(np.argmax(dice))
+
+    def at(index: int) -> tuple[float, float]:  # Dice, IoU of "score ≥ thr[index]" (-1: nothing)
+        t_p, f_p = (tp[index], fp[index]) if index >= 0 else (0, 0)
+        return float(2 * t_p / (t_p + f_p + n_pos)), float(t_p / (f_p + n_pos))
+
+    ok = np.flatnonzero(fp <= fpr * n_neg)
+    d, i = at(int(ok[-1]) if ok.size else -1)
+    t = float(thr[ok[-1]]) if ok.size else float(np.nextafter(thr[0], np.inf))
+    tag = f"{round(fpr * 100)}fpr"
+    out = {"pixel_ap": float(np.sum(np.diff(np.r_[0.0, recall]) * precision)),
+           "pixel_auroc": float(np.sum(np.diff(fpr_curve) * (tpr[1:] + tpr[:-1]) / 2)),
+           "best_dice": float(dice[k]), "best_dice_threshold": float(thr[k]),
+           f"dice_at_{tag}": d, f"iou_at_{tag}": i, f"threshold_at_{tag}": t}
+    if threshold is not None:  # thr is descending: the last distinct threshold ≥ the given one
+        index = int(np.searchsorted(-thr, -threshold, side="right")) - 1
+        out["dice_at_threshold"], out["iou_at_threshold"] = at(index)
+    return out
+
+
 def pixel_and_sample_metrics(
     maps: Any, masks: Any, brains: Any = None, image_scores: Any = None, fpr: float = 0.05,
     threshold: float | None = None,
@@ -224,14 +267,7 @@ def pixel_and_sample_metrics(
     """
     m, y = _as_np(maps), _as_np(masks) > 0
     b = None if brains is None else _as_np(brains) > 0
-    tag = f"{round(fpr * 100)}fpr"
-    best, best_t = best_dice(m, y, b)
-    d, i, t = dice_at_fpr(m, y, fpr, b)
-    out = {"pixel_ap": average_precision(m, y, b), "pixel_auroc": roc_auc(m, y, b),
-           "best_dice": best, "best_dice_threshold": best_t,
-           f"dice_at_{tag}": d, f"iou_at_{tag}": i, f"threshold_at_{tag}": t}
-    if threshold is not None:
-        out["dice_at_threshold"], out["iou_at_threshold"] = dice_iou_at_threshold(m, y, threshold, b)
+    out = curve_metrics(m, y, b, fpr, threshold)
     if image_scores is None:
         flat = np.where(b, m, -np.inf) if b is not None else m
         image_scores = flat.reshape(len(m), -1).max(axis=1)

@@ -101,3 +101,25 @@ def test_errors():
         M.average_precision(s, np.full(10, 2))
     with pytest.raises(ValueError, match="brain mask is empty"):
         M.average_precision(s, np.r_[1, np.zeros(9)], np.zeros(10))
+
+
+def test_curve_metrics_equal_the_single_metric_functions():
+    from featureae_lite import metrics as M
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        n = int(rng.integers(50, 2000))
+        s = np.round(rng.random(n), int(rng.integers(1, 4)))  # many ties
+        y = rng.random(n) < rng.uniform(0.05, 0.5)
+        b = rng.random(n) < 0.8
+        if y[b].all() or not y[b].any():
+            continue
+        thr = float(rng.random())
+        got = M.curve_metrics(s, y, b, 0.05, thr)
+        best, best_t = M.best_dice(s, y, b)
+        d5, i5, t5 = M.dice_at_fpr(s, y, 0.05, b)
+        dt, it = M.dice_iou_at_threshold(s, y, thr, b)
+        want = {"pixel_ap": M.average_precision(s, y, b), "pixel_auroc": M.roc_auc(s, y, b),
+                "best_dice": best, "best_dice_threshold": best_t, "dice_at_5fpr": d5, "iou_at_5fpr": i5,
+                "threshold_at_5fpr": t5, "dice_at_threshold": dt, "iou_at_threshold": it}
+        assert got == pytest.approx(want, abs=1e-12)
