@@ -104,8 +104,6 @@ def test_errors():
 
 
 def test_curve_metrics_equal_the_single_metric_functions():
-    from featureae_lite import metrics as M
-
     rng = np.random.default_rng(5)
     for _ in range(20):
         n = int(rng.integers(50, 2000))
