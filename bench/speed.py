@@ -2,7 +2,8 @@
 
     python -m bench.speed [--quick] [--out FILE.json]
 
-(a) SSIM forward + backward on FAE-sized feature maps (32, 256, 32, 32), windows 5 and 11:
+(a) SSIM forward + backward on FAE-sized feature maps (32, 256, 32, 32), windows 5 and 11, and on
+    image batches (32, 1, 128, 128), window 11:
     featureae_lite.ssim vs a straightforward SSIM (full 2-D Gaussian window, per-statistic depthwise
     conv2d) and vs pytorch_msssim (which uses 'valid' convolutions, so its maps are smaller).
 (b) Pixel AP and AUROC on 10^7 pixels: featureae_lite.metrics vs scikit-learn (values checked equal).
@@ -48,21 +49,23 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 
 def ssim_rows(quick: bool, repeats: int) -> list[dict]:
     torch.manual_seed(0)
-    shape = (8, 256, 32, 32) if quick else (32, 256, 32, 32)
-    x = torch.rand(shape, requires_grad=True)
-    y = torch.rand(shape)
-
-    def fwd_bwd(f):
-        def run():
-            x.grad = None
-            f().mean().backward()
-
-        return run
-
+    n = 8 if quick else 32
+    # FAE-sized feature maps with both windows, and image batches (ae_ssim) with the image window
+    cases = [((n, 256, 32, 32), 5), ((n, 256, 32, 32), 11), ((n, 1, 128, 128), 11)]
     rows = []
-    for win in (5, 11):
-        ours = best_time(fwd_bwd(lambda w=win: ssim_map(x, y, window_size=w)), repeats)
-        naive = best_time(fwd_bwd(lambda w=win: naive_ssim(x, y, w)), repeats)
+    for shape, win in cases:
+        x = torch.rand(shape, requires_grad=True)
+        y = torch.rand(shape)
+
+        def fwd_bwd(f, x=x):
+            def run():
+                x.grad = None
+                f().mean().backward()
+
+            return run
+
+        ours = best_time(fwd_bwd(lambda w=win, x=x, y=y: ssim_map(x, y, window_size=w)), repeats)
+        naive = best_time(fwd_bwd(lambda w=win, x=x, y=y: naive_ssim(x, y, w)), repeats)
         row = {
             "window": win,
             "shape": list(shape),
@@ -73,9 +76,10 @@ def ssim_rows(quick: bool, repeats: int) -> list[dict]:
         try:
             from pytorch_msssim import ssim as ms_ssim
 
-            lib = best_time(
-                fwd_bwd(lambda w=win: ms_ssim(x, y, data_range=1.0, win_size=w, size_average=False)), repeats
-            )
+            def lib_ssim(w=win, x=x, y=y):
+                return ms_ssim(x, y, data_range=1.0, win_size=w, size_average=False)
+
+            lib = best_time(fwd_bwd(lib_ssim), repeats)
             row.update({"pytorch_msssim_s": lib, "pytorch_msssim/ours": lib / ours})
         except ImportError:
             pass
