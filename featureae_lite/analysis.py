@@ -27,19 +27,23 @@ def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
     Tensor
         (C,) standardised differences (NaN if there is no lesion pixel).
     """
-    if values.shape[-2:] != masks.shape[-2:]:
-        values = F.interpolate(values, size=masks.shape[-2:], mode="bilinear", align_corners=True)
-    lesion = (masks > 0).expand_as(values)
-    normal = ((brains > 0) & (masks == 0)).expand_as(values)
     c = values.shape[1]
-    v = values.transpose(0, 1).reshape(c, -1)
-    les, nor = lesion.transpose(0, 1).reshape(c, -1), normal.transpose(0, 1).reshape(c, -1)
-    if not les.any():
+    acc = torch.zeros(5, c, dtype=torch.float64)  # Σx lesion, n lesion, Σx normal, Σx² normal, n normal
+    step = max(1, (1 << 22) // max(1, c * masks.shape[-2] * masks.shape[-1]))  # bounded memory
+    for i in range(0, len(values), step):
+        v = values[i : i + step]
+        if v.shape[-2:] != masks.shape[-2:]:
+            v = F.interpolate(v, size=masks.shape[-2:], mode="bilinear", align_corners=True)
+        v = v.double().transpose(0, 1).reshape(c, -1)
+        les = (masks[i : i + step] > 0).reshape(1, -1).double()
+        nor = ((brains[i : i + step] > 0) & (masks[i : i + step] == 0)).reshape(1, -1).double()
+        acc += torch.stack([(v * les).sum(1), les.sum().expand(c), (v * nor).sum(1),
+                            (v * v * nor).sum(1), nor.sum().expand(c)])
+    if not bool(acc[1, 0] > 0):
         return torch.full((c,), float("nan"))
-    mean_les = (v * les).sum(1) / les.sum(1)
-    mean_nor = (v * nor).sum(1) / nor.sum(1)
-    var_nor = ((v - mean_nor[:, None]) ** 2 * nor).sum(1) / nor.sum(1)
-    return (mean_les - mean_nor) / var_nor.sqrt().clamp_min(1e-8)
+    mean_les, mean_nor = acc[0] / acc[1], acc[2] / acc[4]
+    var_nor = (acc[3] / acc[4] - mean_nor**2).clamp_min(0)
+    return ((mean_les - mean_nor) / var_nor.sqrt().clamp_min(1e-8)).float()
 
 
 def gradient_magnitude(images: Tensor) -> Tensor:
