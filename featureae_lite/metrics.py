@@ -62,6 +62,17 @@ def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return tp, fp, s_sorted[last]
 
 
+def _ap(tp: np.ndarray, fp: np.ndarray, n_pos: int) -> float:
+    """AP from a curve of :func:`_curve`: Σ (R_k − R_{k−1}) P_k."""
+    return float(np.sum(np.diff(np.r_[0.0, tp / n_pos]) * (tp / (tp + fp))))
+
+
+def _auroc(tp: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int) -> float:
+    """Trapezoidal AUROC from a curve of :func:`_curve`."""
+    tpr, fpr = np.r_[0.0, tp / n_pos], np.r_[0.0, fp / n_neg]
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
 def average_precision(scores: Any, labels: Any, brain: Any = None) -> float:
     """Average precision = Σ (R_k − R_{k−1}) P_k over distinct thresholds (scikit-learn's definition).
 
@@ -77,9 +88,7 @@ def average_precision(scores: Any, labels: Any, brain: Any = None) -> float:
     if n_pos == 0:
         raise ValueError("labels contain no positive: average precision is undefined")
     tp, fp, _ = _curve(s, y)
-    precision = tp / (tp + fp)
-    recall = tp / n_pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return _ap(tp, fp, n_pos)
 
 
 def roc_auc(scores: Any, labels: Any, brain: Any = None) -> float:
@@ -90,9 +99,7 @@ def roc_auc(scores: Any, labels: Any, brain: Any = None) -> float:
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUROC needs both positive and negative labels")
     tp, fp, _ = _curve(s, y)
-    tpr = np.r_[0.0, tp / n_pos]
-    fpr = np.r_[0.0, fp / n_neg]
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    return _auroc(tp, fp, n_pos, n_neg)
 
 
 def best_dice(scores: Any, labels: Any, brain: Any = None,
@@ -216,8 +223,6 @@ def curve_metrics(scores: Any, labels: Any, brain: Any = None, fpr: float = 0.05
     if n_pos == 0 or n_neg == 0:
         raise ValueError("pixel metrics need both anomalous and normal pixels")
     tp, fp, thr = _curve(s, y)
-    precision, recall = tp / (tp + fp), tp / n_pos
-    tpr, fpr_curve = np.r_[0.0, recall], np.r_[0.0, fp / n_neg]
     dice = 2 * tp / (tp + fp + n_pos)
     k = int(np.argmax(dice))
 
@@ -229,8 +234,7 @@ def curve_metrics(scores: Any, labels: Any, brain: Any = None, fpr: float = 0.05
     d, i = at(int(ok[-1]) if ok.size else -1)
     t = float(thr[ok[-1]]) if ok.size else float(np.nextafter(thr[0], np.inf))
     tag = f"{round(fpr * 100)}fpr"
-    out = {"pixel_ap": float(np.sum(np.diff(np.r_[0.0, recall]) * precision)),
-           "pixel_auroc": float(np.sum(np.diff(fpr_curve) * (tpr[1:] + tpr[:-1]) / 2)),
+    out = {"pixel_ap": _ap(tp, fp, n_pos), "pixel_auroc": _auroc(tp, fp, n_pos, n_neg),
            "best_dice": float(dice[k]), "best_dice_threshold": float(thr[k]),
            f"dice_at_{tag}": d, f"iou_at_{tag}": i, f"threshold_at_{tag}": t}
     if threshold is not None:  # thr is descending: the last distinct threshold ≥ the given one
