@@ -12,13 +12,15 @@ def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
     """Standardised difference between lesion and normal brain, per channel.
 
     ``(mean inside lesions − mean in normal brain) / std in normal brain``, pooled over slices.
-    For a grey image (C = 1) this says how *bright* lesions are; for feature maps (C channels,
-    resized to the mask resolution) how strongly each channel responds to them.
+    For a grey image (C = 1) this says how *bright* lesions are; for feature maps (C channels)
+    how strongly each channel responds to them. Feature maps are compared at their own resolution:
+    the masks are area-averaged to (h, w), and each feature location counts with the fraction of its
+    cell that is lesion (or normal brain) as weight.
 
     Parameters
     ----------
     values : Tensor
-        (N, C, h, w) images or features; resized bilinearly to the masks' (H, W) if needed.
+        (N, C, h, w) images or features, h and w dividing the masks' H and W.
     masks, brains : Tensor
         (N, 1, H, W) lesion and brain masks.
 
@@ -27,22 +29,20 @@ def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
     Tensor
         (C,) standardised differences (NaN if there is no lesion pixel).
     """
-    c = values.shape[1]
-    acc = torch.zeros(5, c, dtype=torch.float64)  # Σx lesion, n lesion, Σx normal, Σx² normal, n normal
-    step = max(1, (1 << 22) // max(1, c * masks.shape[-2] * masks.shape[-1]))  # bounded memory
-    for i in range(0, len(values), step):
-        v = values[i : i + step]
-        if v.shape[-2:] != masks.shape[-2:]:
-            v = F.interpolate(v, size=masks.shape[-2:], mode="bilinear", align_corners=True)
-        v = v.double().transpose(0, 1).reshape(c, -1)
-        les = (masks[i : i + step] > 0).reshape(1, -1).double()
-        nor = ((brains[i : i + step] > 0) & (masks[i : i + step] == 0)).reshape(1, -1).double()
-        acc += torch.stack([(v * les).sum(1), les.sum().expand(c), (v * nor).sum(1),
-                            (v * v * nor).sum(1), nor.sum().expand(c)])
-    if not bool(acc[1, 0] > 0):
+    n, c, h, w = values.shape
+    if masks.shape[-2] % h or masks.shape[-1] % w:
+        raise ValueError(f"feature size {(h, w)} does not divide the mask size {tuple(masks.shape[-2:])}")
+    lesion = (masks > 0).float()
+    normal = ((brains > 0) & (masks == 0)).float()
+    if (h, w) != tuple(masks.shape[-2:]):
+        lesion, normal = F.adaptive_avg_pool2d(lesion, (h, w)), F.adaptive_avg_pool2d(normal, (h, w))
+    v = values.double().transpose(0, 1).reshape(c, -1)  # (C, N·h·w)
+    w_les, w_nor = lesion.double().reshape(-1), normal.double().reshape(-1)
+    if not bool(w_les.sum() > 0):
         return torch.full((c,), float("nan"))
-    mean_les, mean_nor = acc[0] / acc[1], acc[2] / acc[4]
-    var_nor = (acc[3] / acc[4] - mean_nor**2).clamp_min(0)
+    mean_les = v @ w_les / w_les.sum()
+    mean_nor = v @ w_nor / w_nor.sum()
+    var_nor = ((v * v) @ w_nor / w_nor.sum() - mean_nor**2).clamp_min(0)
     return ((mean_les - mean_nor) / var_nor.sqrt().clamp_min(1e-8)).float()
 
 

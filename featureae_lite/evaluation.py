@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from featureae_lite.metrics import best_dice, dice_iou_at_threshold, pixel_and_sample_metrics
+from featureae_lite.metrics import (
+    best_dice,
+    dice_iou_at_threshold,
+    pixel_and_sample_metrics,
+    sample_metrics,
+    subset_curve_metrics,
+)
 from featureae_lite.models.base import AnomalyOutput, Detector, image_scores, postprocess
 
 METRIC_KEYS = ("pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap")
@@ -34,11 +40,10 @@ def predict_split(detector: Detector, data, batch_size: int = 64) -> tuple[Anoma
     return out, len(data) / max(seconds, 1e-9)
 
 
-def choose_threshold(detector: Detector, val, brain_masked: bool = True) -> float | None:
-    """Best-Dice threshold on the validation split (None if it holds no anomalous pixel)."""
+def threshold_from_output(out: AnomalyOutput, val, brain_masked: bool = True) -> float | None:
+    """Best-Dice threshold of the validation maps ``out`` (None if ``val`` has no anomalous pixel)."""
     if val is None or float(val.masks.sum()) == 0:
         return None
-    out, _ = predict_split(detector, val)
     keep = val.brains > 0 if brain_masked else torch.ones_like(val.masks, dtype=torch.bool)
     _, thr = best_dice(out.maps[keep].numpy(), val.masks[keep].numpy() > 0)
     return float(thr)
@@ -47,7 +52,7 @@ def choose_threshold(detector: Detector, val, brain_masked: bool = True) -> floa
 def metrics_from_output(
     out: AnomalyOutput, data, brain_masked: bool = True, threshold: float | None = None
 ) -> dict[str, float]:
-    """Pixel and sample metrics of precomputed maps/scores against ``data``'s masks."""
+    """Pixel and sample metrics of precomputed maps/scores against ``data``'s masks (no per-type split)."""
     res = pixel_and_sample_metrics(
         out.maps,
         data.masks,
@@ -91,8 +96,19 @@ def evaluate(
     """
     if float(test.masks.sum()) == 0:
         raise ValueError("the test split has no anomalous pixel: nothing to localise")
-    threshold = choose_threshold(detector, val, brain_masked)
+    val_out = predict_split(detector, val, batch_size)[0] if val is not None else None
     out, speed = predict_split(detector, test, batch_size)
+    return evaluate_predictions(detector, test, out, speed, val, val_out, brain_masked=brain_masked,
+                                per_type=per_type)
+
+
+def evaluate_predictions(
+    detector: Detector, test, out: AnomalyOutput, speed: float, val=None,
+    val_out: AnomalyOutput | None = None, *, brain_masked: bool = True, per_type: bool = True,
+) -> dict[str, Any]:
+    """:func:`evaluate` from predictions already made (``out`` on ``test``, ``val_out`` on ``val``)
+    at ``speed`` slices per second; used by :class:`featureae_lite.session.Session` to reuse maps."""
+    threshold = threshold_from_output(val_out, val, brain_masked) if val_out is not None else None
     result = evaluate_output(out, test, threshold, brain_masked=brain_masked, per_type=per_type)
     result["infer_slices_per_s"] = speed
     result["protocol"] = (
@@ -125,19 +141,24 @@ def evaluate_output(
         raise ValueError("the test split has no anomalous pixel: nothing to localise")
     if out.maps.shape != test.masks.shape:
         raise ValueError(f"maps {tuple(out.maps.shape)} do not match the split {tuple(test.masks.shape)}")
-    result: dict[str, Any] = metrics_from_output(out, test, brain_masked, threshold)
-    result["unmasked"] = metrics_from_output(out, test, False, None)
-    result["val_threshold"] = threshold
+    masks = test.masks.numpy() > 0
+    inside = test.brains.numpy() > 0 if brain_masked else None
+    rows = {"overall": np.ones(len(test), dtype=bool)}
     if per_type:
         types = np.asarray(test.anomaly_types)
-        result["per_type"] = {}
         for t in sorted(set(types) - {"healthy"}):
-            idx = np.flatnonzero((types == t) | (types == "healthy"))
-            sub = test.subset(idx.tolist())
-            if float(sub.masks.sum()) == 0:
-                continue
-            sub_out = AnomalyOutput(out.maps[idx], out.scores[idx])
-            result["per_type"][t] = metrics_from_output(sub_out, sub, brain_masked, threshold)
+            selected = (types == t) | (types == "healthy")
+            if masks[selected].any():
+                rows[t] = selected
+    subsets = {name: (r, inside) for name, r in rows.items()}
+    subsets["unmasked"] = (None, None)
+    pixel = subset_curve_metrics(out.maps.numpy(), masks, subsets, thresholds=dict.fromkeys(rows, threshold))
+    sample = {name: sample_metrics(out.scores.numpy()[r], masks[r]) for name, r in rows.items()}
+    result: dict[str, Any] = {**pixel["overall"], **sample["overall"]}
+    result["unmasked"] = {**pixel["unmasked"], **sample["overall"]}
+    result["val_threshold"] = threshold
+    if per_type:
+        result["per_type"] = {t: {**pixel[t], **sample[t]} for t in rows if t != "overall"}
     return result
 
 

@@ -12,7 +12,7 @@ Conventions (used everywhere in the package):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -52,14 +52,23 @@ def _prepare(scores: Any, labels: Any, brain: Any = None) -> tuple[np.ndarray, n
     return s, y
 
 
-def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative TP and FP at each distinct threshold (descending) and the thresholds."""
-    values, order = torch.sort(torch.from_numpy(s), descending=True)  # ties are grouped below
-    s_sorted, y_sorted = values.numpy(), y[order.numpy()]
+def _sort(s: np.ndarray) -> np.ndarray:
+    """Indices sorting ``s`` by descending score (ties are grouped by :func:`_curve_sorted`)."""
+    return torch.sort(torch.from_numpy(s), descending=True).indices.numpy()
+
+
+def _curve_sorted(s_sorted: np.ndarray, y_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative TP and FP at each distinct threshold of scores sorted descending, and the thresholds."""
     last = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
     tp = np.cumsum(y_sorted, dtype=np.int64)[last]
     fp = (last + 1) - tp
     return tp, fp, s_sorted[last]
+
+
+def _curve(s: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative TP and FP at each distinct threshold (descending) and the thresholds."""
+    order = _sort(s)
+    return _curve_sorted(s[order], y[order])
 
 
 def _ap(tp: np.ndarray, fp: np.ndarray, n_pos: int) -> float:
@@ -148,8 +157,7 @@ def dice_iou_at_threshold(scores: Any, labels: Any, threshold: float,
 
 def threshold_at_fpr(scores: Any, labels: Any, fpr: float = 0.05, brain: Any = None) -> float:
     """Lowest threshold whose pixel false-positive rate (``score ≥ t`` on negatives) is ≤ ``fpr``."""
-    if not 0 <= fpr <= 1:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+    _check_fpr(fpr)
     s, y = _prepare(scores, labels, brain)
     neg = s[~y]
     if neg.size == 0:
@@ -215,14 +223,83 @@ def curve_metrics(scores: Any, labels: Any, brain: Any = None, fpr: float = 0.05
         ``iou_at_{k}fpr``, ``threshold_at_{k}fpr`` (k = round(100 fpr)) and, with a threshold,
         ``dice_at_threshold``, ``iou_at_threshold``.
     """
+    _check_fpr(fpr)
+    s, y = _prepare(scores, labels, brain)
+    order = _sort(s)
+    return _metrics_from_sorted(s[order], y[order], fpr, threshold)
+
+
+def subset_curve_metrics(
+    scores: Any, labels: Any, subsets: Mapping[str, tuple[Any, Any]], fpr: float = 0.05,
+    thresholds: Mapping[str, float | None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """:func:`curve_metrics` of several pixel subsets of the same maps, all from **one** sort.
+
+    Filtering pixels sorted by score keeps them sorted, so an evaluation's overall, unmasked and
+    per-anomaly-type metrics cost one sort of all pixels instead of one per subset.
+
+    Parameters
+    ----------
+    scores, labels : array-like
+        (N, ...) maps and lesion masks of the same shape, e.g. (N, 1, H, W).
+    subsets : mapping
+        Name → ``(rows, pixels)``: ``rows`` an (N,) boolean vector selecting slices (None: all),
+        ``pixels`` a boolean array of the shape of ``scores`` selecting pixels, e.g. the brain
+        (None: all). A subset holds the selected pixels of the selected slices.
+    fpr : float
+        FPR of the fixed-FPR Dice.
+    thresholds : mapping, optional
+        Name → threshold for ``dice_at_threshold`` (subsets not named get no threshold entries).
+
+    Returns
+    -------
+    dict
+        Name → the dict of :func:`curve_metrics`.
+    """
+    _check_fpr(fpr)
+    s, y = _prepare(scores, labels)
+    shape = _as_np(scores).shape
+    order = _sort(s)
+    s_sorted, y_sorted = s[order], y[order]
+    row_of = order // (s.size // shape[0])  # slice of each sorted pixel
+    pixels_sorted: dict[int, np.ndarray] = {}  # each distinct pixel mask is reordered once
+    out, thresholds = {}, thresholds or {}
+    for name, (rows, pixels) in subsets.items():
+        keep = np.ones(s.size, dtype=bool)
+        if pixels is not None:
+            if id(pixels) not in pixels_sorted:
+                p = _as_np(pixels)
+                if p.shape != shape:
+                    raise ValueError(f"subset {name!r}: pixel mask shape {p.shape} does not match {shape}")
+                pixels_sorted[id(pixels)] = (p > 0).ravel()[order]
+            keep &= pixels_sorted[id(pixels)]
+        if rows is not None:
+            r = _as_np(rows)
+            if r.shape != shape[:1]:
+                raise ValueError(f"subset {name!r}: rows shape {r.shape} does not match ({shape[0]},)")
+            keep &= (r > 0)[row_of]
+        if not keep.any():
+            raise ValueError(f"subset {name!r} selects no pixel")
+        try:
+            out[name] = _metrics_from_sorted(s_sorted[keep], y_sorted[keep], fpr, thresholds.get(name))
+        except ValueError as err:
+            raise ValueError(f"subset {name!r}: {err}") from None
+    return out
+
+
+def _check_fpr(fpr: float) -> None:
     if not 0 <= fpr <= 1:
         raise ValueError(f"fpr must be in [0, 1], got {fpr}")
-    s, y = _prepare(scores, labels, brain)
+
+
+def _metrics_from_sorted(s: np.ndarray, y: np.ndarray, fpr: float,
+                         threshold: float | None) -> dict[str, float]:
+    """The dict of :func:`curve_metrics` from scores sorted descending and their labels."""
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError("pixel metrics need both anomalous and normal pixels")
-    tp, fp, thr = _curve(s, y)
+    tp, fp, thr = _curve_sorted(s, y)
     dice = 2 * tp / (tp + fp + n_pos)
     k = int(np.argmax(dice))
 
@@ -241,6 +318,18 @@ def curve_metrics(scores: Any, labels: Any, brain: Any = None, fpr: float = 0.05
         index = int(np.searchsorted(-thr, -threshold, side="right")) - 1
         out["dice_at_threshold"], out["iou_at_threshold"] = at(index)
     return out
+
+
+def sample_metrics(image_scores: Any, masks: Any) -> dict[str, float]:
+    """``sample_auroc`` and ``sample_ap`` of image scores (N,) against slice labels from masks
+    (N, [1,] H, W); NaN when the slices are all positive or all negative. Non-finite scores count
+    as 0."""
+    labels = sample_labels(masks)
+    if labels.all() or not labels.any():
+        return {"sample_auroc": float("nan"), "sample_ap": float("nan")}
+    scores = _as_np(image_scores).ravel()
+    scores = np.where(np.isfinite(scores), scores, 0.0)
+    return {"sample_auroc": roc_auc(scores, labels), "sample_ap": average_precision(scores, labels)}
 
 
 def pixel_and_sample_metrics(
@@ -275,11 +364,5 @@ def pixel_and_sample_metrics(
     if image_scores is None:
         flat = np.where(b, m, -np.inf) if b is not None else m
         image_scores = flat.reshape(len(m), -1).max(axis=1)
-    labels = sample_labels(y)
-    if labels.all() or not labels.any():
-        out["sample_auroc"] = out["sample_ap"] = float("nan")
-    else:
-        scores = np.where(np.isfinite(_as_np(image_scores)), _as_np(image_scores), 0.0)
-        out["sample_auroc"] = roc_auc(scores, labels)
-        out["sample_ap"] = average_precision(scores, labels)
+    out.update(sample_metrics(image_scores, y))
     return out

@@ -45,7 +45,7 @@ class Session:
     test: Any
     cohort: Path
     _detectors: dict[str, Detector] = field(default_factory=dict, repr=False)
-    _outputs: dict[str, AnomalyOutput] = field(default_factory=dict, repr=False)
+    _outputs: dict[str, tuple[AnomalyOutput, float]] = field(default_factory=dict, repr=False)
 
     def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
         """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
@@ -62,17 +62,28 @@ class Session:
 
     def predict(self, method: str, split: str = "test", **overrides: Any) -> AnomalyOutput:
         """Maps and scores of ``method`` on a split (cached per method, config and split)."""
+        return self._predict_timed(method, split, overrides)[0]
+
+    def _predict_timed(self, method: str, split: str,
+                       overrides: dict[str, Any]) -> tuple[AnomalyOutput, float]:
+        from featureae_lite.evaluation import predict_split
+
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {split!r}; known: train, val, test")
         key = f"{method}:{sorted(overrides.items())}:{split}"
         if key not in self._outputs:
-            data = getattr(self, split)
-            self._outputs[key] = self.detector(method, **overrides).predict(data.images, data.brains)
+            self._outputs[key] = predict_split(self.detector(method, **overrides), getattr(self, split))
         return self._outputs[key]
 
     def evaluate(self, method: str, **overrides: Any) -> dict[str, Any]:
-        """Metrics of ``method`` on the test split, the honest threshold chosen on val."""
-        from featureae_lite.evaluation import evaluate
+        """Metrics of ``method`` on the test split, the honest threshold chosen on val (maps are
+        computed once per session and shared with :meth:`predict`)."""
+        from featureae_lite.evaluation import evaluate_predictions
 
-        return evaluate(self.detector(method, **overrides), self.test, self.val)
+        out, speed = self._predict_timed(method, "test", overrides)
+        val_out, _ = self._predict_timed(method, "val", overrides)
+        detector = self.detector(method, **overrides)
+        return evaluate_predictions(detector, self.test, out, speed, self.val, val_out)
 
 
 def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None = None,

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from featureae_lite.analysis import lesion_contrast
 
 
-def test_lesion_contrast_matches_the_direct_formula_and_upsamples_in_chunks():
+def test_lesion_contrast_matches_the_direct_formula_and_weights_feature_cells():
     g = torch.Generator().manual_seed(0)
-    values = torch.rand(9, 3, 8, 8, generator=g)
     masks = (torch.rand(9, 1, 32, 32, generator=g) > 0.9).float()
     brains = (torch.rand(9, 1, 32, 32, generator=g) > 0.2).float()
-    up = F.interpolate(values, size=(32, 32), mode="bilinear", align_corners=True)
-    les, nor = masks.bool().expand_as(up), (brains.bool() & ~masks.bool()).expand_as(up)
+    images = torch.rand(9, 1, 32, 32, generator=g)
+    les, nor = masks.bool(), brains.bool() & ~masks.bool()
+    want = (images[les].mean() - images[nor].mean()) / images[nor].std(unbiased=False)
+    torch.testing.assert_close(lesion_contrast(images, masks, brains), want.view(1), atol=1e-5, rtol=1e-4)
+    # a feature map constant on 4x4 cells equals its nearest-upsampled image at full resolution
+    values = torch.rand(9, 3, 8, 8, generator=g)
+    up = F.interpolate(values, size=(32, 32), mode="nearest")
+    les, nor = les.expand_as(up), nor.expand_as(up)
     want = torch.stack([(up[:, c][les[:, c]].mean() - up[:, c][nor[:, c]].mean())
                         / up[:, c][nor[:, c]].std(unbiased=False) for c in range(3)])
     torch.testing.assert_close(lesion_contrast(values, masks, brains), want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="does not divide"):
+        lesion_contrast(torch.rand(9, 3, 7, 7), masks, brains)
     assert torch.isnan(lesion_contrast(values, torch.zeros_like(masks), brains)).all()

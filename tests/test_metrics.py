@@ -121,3 +121,23 @@ def test_curve_metrics_equal_the_single_metric_functions():
                 "best_dice": best, "best_dice_threshold": best_t, "dice_at_5fpr": d5, "iou_at_5fpr": i5,
                 "threshold_at_5fpr": t5, "dice_at_threshold": dt, "iou_at_threshold": it}
         assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_subset_curve_metrics_equal_curve_metrics_of_each_subset():
+    rng = np.random.default_rng(7)
+    s = np.round(rng.random((6, 1, 8, 8)), 2)  # ties
+    y = rng.random(s.shape) < 0.2
+    brain = rng.random(s.shape) < 0.7
+    rows = np.array([1, 0, 1, 1, 0, 1], dtype=bool)
+    subsets = {"all": (None, None), "brain": (None, brain), "rows": (rows, brain)}
+    got = M.subset_curve_metrics(s, y, subsets, thresholds={"rows": 0.5})
+    for name, keep in (("all", None), ("brain", brain), ("rows", brain & rows[:, None, None, None])):
+        thr = 0.5 if name == "rows" else None
+        assert got[name] == pytest.approx(M.curve_metrics(s, y, keep, 0.05, thr), abs=1e-12)
+    assert "dice_at_threshold" not in got["all"]
+    with pytest.raises(ValueError, match="subset 'none' selects no pixel"):
+        M.subset_curve_metrics(s, y, {"none": (np.zeros(6, dtype=bool), None)})
+    with pytest.raises(ValueError, match="subset 'neg'.*both anomalous and normal"):
+        M.subset_curve_metrics(s, y, {"neg": (None, ~y)})
+    with pytest.raises(ValueError, match="rows shape"):
+        M.subset_curve_metrics(s, y, {"bad": (np.ones(5, dtype=bool), None)})

@@ -198,5 +198,20 @@ def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
     for key in ("pixel_ap", "pixel_auroc", "best_dice", "sample_auroc"):
         assert again[key] == pytest.approx(res[key], abs=1e-9, nan_ok=True)
     assert again["per_type"].keys() == res["per_type"].keys()
+    # per type = that type's slices plus the healthy ones; unmasked = every pixel (one sort for all)
+    from featureae_lite.metrics import pixel_and_sample_metrics
+
+    out = det.predict(test.images, test.brains)
+    want_tumor = pixel_and_sample_metrics(out.maps, test.masks, test.brains, out.scores)
+    want_unmasked = pixel_and_sample_metrics(out.maps, test.masks, None, out.scores)
+    assert res["per_type"]["tumor"] == pytest.approx(want_tumor, abs=1e-12, nan_ok=True)
+    assert res["unmasked"] == pytest.approx(want_unmasked, abs=1e-12, nan_ok=True)
+    types = ["stroke"] * 3 + ["tumor"] * 3 + ["healthy"] * 4
+    relabelled = SliceData(test.images, test.masks, test.brains, test.subject_ids, types, test.slice_indices)
+    two_types = evaluate_output(out, relabelled, threshold=0.5)
+    for kind, rows in (("stroke", [0, 1, 2, 6, 7, 8, 9]), ("tumor", [3, 4, 5, 6, 7, 8, 9])):
+        want = pixel_and_sample_metrics(out.maps[rows], test.masks[rows], test.brains[rows], out.scores[rows],
+                                        threshold=0.5)
+        assert two_types["per_type"][kind] == pytest.approx(want, abs=1e-12, nan_ok=True)
     with pytest.raises(ValueError, match="do not match"):
         evaluate_output(output_from_maps(det.anomaly_map(test.images[:1]), test.brains[:1]), test)
