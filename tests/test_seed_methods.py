@@ -57,6 +57,21 @@ def test_superpixel_image_is_piecewise_constant_and_zero_outside_brain(toy):
             assert vals[0] == pytest.approx(img[labels == k].mean(), abs=1e-5)
 
 
+def test_superpixel_images_segments_the_same_slices_once(toy, monkeypatch):
+    from featureae_lite.models import superpixels
+
+    images, brains = toy["train"].images[:3], toy["train"].brains[:3]
+    first = superpixels.superpixel_images(images, brains, n_segments=30)
+    calls = []
+    monkeypatch.setattr(superpixels, "superpixel_image", lambda *a: calls.append(a) or np.zeros((1, 1)))
+    again = superpixels.superpixel_images(images.clone(), brains, n_segments=30)
+    assert calls == [] and torch.equal(again, first)
+    again[0] += 1  # callers get a copy: the cache is not modified through it
+    assert torch.equal(superpixels.superpixel_images(images, brains, n_segments=30), first)
+    superpixels.superpixel_images(images[:2] + 0.01, brains[:2], n_segments=30)  # other slices
+    assert len(calls) == 2
+
+
 def test_memory_readout_is_a_convex_combination():
     for shrink in (0.0, 0.02):
         mem = MemoryModule(num_slots=10, dim=6, temperature=0.5, shrink_threshold=shrink)

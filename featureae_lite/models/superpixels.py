@@ -11,6 +11,9 @@ let superpixels follow intensity edges; 0.1 (default) gives compact but edge-awa
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import torch
 from skimage.segmentation import slic
@@ -60,15 +63,40 @@ def superpixel_image(
     return out
 
 
+# Proxies of the last few batches, keyed by their content: a notebook that trains ProxyAno several
+# times (ablations) computes the SLIC proxies of the training and validation slices once.
+_CACHE: OrderedDict[tuple, Tensor] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def _digest(x: Tensor | None) -> str:
+    if x is None:
+        return ""
+    a = np.ascontiguousarray(x.detach().cpu().numpy())
+    return hashlib.sha1(a.view(np.uint8)).hexdigest() + str(a.shape) + str(a.dtype)
+
+
 def superpixel_images(
     images: Tensor, brains: Tensor | None = None, n_segments: int = 150, compactness: float = 0.1
 ) -> Tensor:
-    """:func:`superpixel_image` of a batch: images (N, 1, H, W) → SIs (N, 1, H, W)."""
+    """:func:`superpixel_image` of a batch: images (N, 1, H, W) → SIs (N, 1, H, W).
+
+    Results of the last few batches are kept in memory (keyed by content and parameters), so the
+    same slices are not segmented twice in one session.
+    """
+    key = (_digest(images), _digest(brains), n_segments, compactness)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key].clone()
     sis = [
         superpixel_image(images[i, 0], None if brains is None else brains[i, 0], n_segments, compactness)
         for i in range(len(images))
     ]
-    return torch.from_numpy(np.stack(sis))[:, None] if sis else torch.zeros_like(images)
+    out = torch.from_numpy(np.stack(sis))[:, None] if sis else torch.zeros_like(images)
+    _CACHE[key] = out.clone()
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return out
 
 
 def paste_pseudo_anomaly(
