@@ -70,6 +70,7 @@ def evaluate(
     *,
     brain_masked: bool = True,
     per_type: bool = True,
+    unmasked: bool = True,
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """Evaluate a fitted detector on a split.
@@ -86,6 +87,9 @@ def evaluate(
         Restrict pixel metrics to brain pixels (default) or use every pixel.
     per_type : bool
         Also report each anomaly type (its subjects plus the healthy subjects).
+    unmasked : bool
+        Also report the overall pixel metrics on every pixel, background included (this sorts all
+        pixels instead of the brain pixels only: about twice the cost).
 
     Returns
     -------
@@ -99,17 +103,19 @@ def evaluate(
     val_out = predict_split(detector, val, batch_size)[0] if val is not None else None
     out, speed = predict_split(detector, test, batch_size)
     return evaluate_predictions(detector, test, out, speed, val, val_out, brain_masked=brain_masked,
-                                per_type=per_type)
+                                per_type=per_type, unmasked=unmasked)
 
 
 def evaluate_predictions(
     detector: Detector, test, out: AnomalyOutput, speed: float, val=None,
     val_out: AnomalyOutput | None = None, *, brain_masked: bool = True, per_type: bool = True,
+    unmasked: bool = True,
 ) -> dict[str, Any]:
     """:func:`evaluate` from predictions already made (``out`` on ``test``, ``val_out`` on ``val``)
     at ``speed`` slices per second; used by :class:`featureae_lite.session.Session` to reuse maps."""
     threshold = threshold_from_output(val_out, val, brain_masked) if val_out is not None else None
-    result = evaluate_output(out, test, threshold, brain_masked=brain_masked, per_type=per_type)
+    result = evaluate_output(out, test, threshold, brain_masked=brain_masked, per_type=per_type,
+                             unmasked=unmasked)
     result["infer_slices_per_s"] = speed
     result["protocol"] = (
         f"slices pooled; pixel metrics {'inside the brain mask' if brain_masked else 'on all pixels'}; "
@@ -122,7 +128,7 @@ def evaluate_predictions(
 
 def evaluate_output(
     out: AnomalyOutput, test, threshold: float | None = None, *, brain_masked: bool = True,
-    per_type: bool = True,
+    per_type: bool = True, unmasked: bool = True,
 ) -> dict[str, Any]:
     """Metrics of precomputed maps and scores on ``test``: overall, unmasked and per anomaly type.
 
@@ -134,7 +140,7 @@ def evaluate_output(
         The slices with lesion masks, brain masks and anomaly types.
     threshold : float, optional
         A threshold chosen elsewhere (on val) for ``dice_at_threshold``.
-    brain_masked, per_type : bool
+    brain_masked, per_type, unmasked : bool
         As in :func:`evaluate`.
     """
     if float(test.masks.sum()) == 0:
@@ -151,11 +157,13 @@ def evaluate_output(
             if masks[selected].any():
                 rows[t] = selected
     subsets = {name: (r, inside) for name, r in rows.items()}
-    subsets["unmasked"] = (None, None)
+    if unmasked:
+        subsets["unmasked"] = (None, None)
     pixel = subset_curve_metrics(out.maps.numpy(), masks, subsets, thresholds=dict.fromkeys(rows, threshold))
     sample = {name: sample_metrics(out.scores.numpy()[r], masks[r]) for name, r in rows.items()}
     result: dict[str, Any] = {**pixel["overall"], **sample["overall"]}
-    result["unmasked"] = {**pixel["unmasked"], **sample["overall"]}
+    if unmasked:
+        result["unmasked"] = {**pixel["unmasked"], **sample["overall"]}
     result["val_threshold"] = threshold
     if per_type:
         result["per_type"] = {t: {**pixel[t], **sample[t]} for t in rows if t != "overall"}

@@ -205,7 +205,11 @@ def per_volume(metric_fn: Callable[..., float], scores: Any, labels: Any, groups
     if brain is not None:
         b = _as_np(brain) > 0
         s, y, g = s[b], y[b], g[b]
-    values = [metric_fn(s[g == k], y[g == k]) for k in np.unique(g) if y[g == k].any()]
+    s, y, g = s.ravel(), y.ravel(), g.ravel()
+    _, code = np.unique(g, return_inverse=True)  # integer group codes: one pass, not one per group
+    order = np.argsort(code.ravel(), kind="stable")
+    bounds = np.flatnonzero(np.diff(code.ravel()[order])) + 1
+    values = [metric_fn(s[idx], y[idx]) for idx in np.split(order, bounds) if y[idx].any()]
     if not values:
         raise ValueError("no volume contains a positive pixel")
     return float(np.mean(values))
@@ -236,7 +240,8 @@ def subset_curve_metrics(
     """:func:`curve_metrics` of several pixel subsets of the same maps, all from **one** sort.
 
     Filtering pixels sorted by score keeps them sorted, so an evaluation's overall, unmasked and
-    per-anomaly-type metrics cost one sort of all pixels instead of one per subset.
+    per-anomaly-type metrics cost one sort instead of one per subset. When every subset has a pixel
+    mask, only the pixels inside some mask are sorted (e.g. brain pixels only).
 
     Parameters
     ----------
@@ -259,20 +264,25 @@ def subset_curve_metrics(
     _check_fpr(fpr)
     s, y = _prepare(scores, labels)
     shape = _as_np(scores).shape
+    masks: dict[int, np.ndarray] = {}  # each distinct pixel mask, flattened, checked once
+    for name, (_, pixels) in subsets.items():
+        if pixels is not None and id(pixels) not in masks:
+            p = _as_np(pixels)
+            if p.shape != shape:
+                raise ValueError(f"subset {name!r}: pixel mask shape {p.shape} does not match {shape}")
+            masks[id(pixels)] = (p > 0).ravel()
+    index = None  # when every subset has a pixel mask, only pixels of some mask are sorted
+    if subsets and all(pixels is not None for _, pixels in subsets.values()):
+        index = np.flatnonzero(np.logical_or.reduce(list(masks.values())))
+        s, y = s[index], y[index]
     order = _sort(s)
     s_sorted, y_sorted = s[order], y[order]
-    row_of = order // (s.size // shape[0])  # slice of each sorted pixel
-    pixels_sorted: dict[int, np.ndarray] = {}  # each distinct pixel mask is reordered once
+    position = order if index is None else index[order]  # flat position of each sorted pixel
+    row_of = position // int(np.prod(shape[1:]))  # slice of each sorted pixel
+    masks = {k: m[position] for k, m in masks.items()}
     out, thresholds = {}, thresholds or {}
     for name, (rows, pixels) in subsets.items():
-        keep = np.ones(s.size, dtype=bool)
-        if pixels is not None:
-            if id(pixels) not in pixels_sorted:
-                p = _as_np(pixels)
-                if p.shape != shape:
-                    raise ValueError(f"subset {name!r}: pixel mask shape {p.shape} does not match {shape}")
-                pixels_sorted[id(pixels)] = (p > 0).ravel()[order]
-            keep &= pixels_sorted[id(pixels)]
+        keep = np.ones(s_sorted.size, dtype=bool) if pixels is None else masks[id(pixels)].copy()
         if rows is not None:
             r = _as_np(rows)
             if r.shape != shape[:1]:

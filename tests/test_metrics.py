@@ -83,6 +83,12 @@ def test_per_volume_mean():
     g = np.array(["a", "a", "b", "b", "c", "c"])
     expected = np.mean([average_precision_score(y[:2], s[:2]), average_precision_score(y[2:4], s[2:4])])
     assert M.per_volume(M.average_precision, s, y, g) == pytest.approx(expected)
+    # interleaved groups and a brain mask give the same as selecting each group directly
+    rng = np.random.default_rng(3)
+    s, y = rng.random((4, 1, 6, 6)), rng.random((4, 1, 6, 6)) < 0.3
+    g, b = rng.choice(["p", "q", "r"], size=s.shape), rng.random(s.shape) < 0.8
+    want = [average_precision_score(y[b & (g == k)], s[b & (g == k)]) for k in "pqr"]
+    assert M.per_volume(M.average_precision, s, y, g, b) == pytest.approx(np.mean(want))
 
 
 def test_errors():

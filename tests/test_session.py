@@ -19,6 +19,6 @@ def test_session_evaluate_reuses_maps_and_equals_evaluate(quick_data_dir):
     assert res["per_type"].keys() == want["per_type"].keys()
     for kind, metrics in want["per_type"].items():
         assert res["per_type"][kind] == pytest.approx(metrics, abs=1e-12, nan_ok=True)
-    assert res["unmasked"] == pytest.approx(want["unmasked"], abs=1e-12, nan_ok=True)
+    assert "unmasked" in want and "unmasked" not in res  # notebooks skip the all-pixel variant
     with pytest.raises(ValueError, match="unknown split 'tset'"):
         S.predict("threshold", "tset")
