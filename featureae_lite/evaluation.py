@@ -4,11 +4,15 @@ Protocol (stated in every result, see METHODS.md "pitfalls"):
 
 * all test slices pooled (not per volume);
 * pixel metrics restricted to brain pixels (``brain_masked=True``, the default) — the unmasked
-  variant, background included as in the FAE reference, is reported under ``"unmasked"``;
+  variant, background included as in the FAE reference, is reported under ``"unmasked"``
+  (``unmasked=True``, the default of :func:`evaluate`);
 * ``best_dice`` picks its threshold on the test set (optimistic); ``dice_at_5fpr`` uses the threshold
   giving 5 % pixel FPR on the test set; ``dice_at_threshold`` uses the best-Dice threshold chosen
   on the *validation* split — the honest variant;
 * per anomaly type T: the slices of subjects of type T plus every healthy subject.
+
+All pixel metrics of one evaluation come from a single sort
+(:func:`~featureae_lite.metrics.subset_curve_metrics`).
 """
 
 from __future__ import annotations

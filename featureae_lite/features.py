@@ -15,7 +15,8 @@ Backbones
     ``layer3`` (256, s16); default ``layer0, layer1, layer2`` → 256 channels (32×32 for 128 px).
 
 Grey input is repeated to three channels and scaled by (x − 0.5) / 0.5, as in the FAE reference
-(no ImageNet mean/std). Each layer's output is bilinearly resized (``align_corners=True``) to the
+(no ImageNet mean/std). The frozen BatchNorms are folded into their convolutions (same function).
+Each layer's output is bilinearly resized (``align_corners=True``) to the
 feature size and the layers are concatenated. The backbone is frozen (eval mode, no parameter
 gradients) but gradients do flow to the *input*, which perceptual losses need.
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 _EFFNET_LAYERS = {"stem": (-1, 32, 2), "block0": (0, 16, 2), "block2": (2, 24, 4), "block4": (4, 40, 8),
                   "block10": (10, 112, 16), "block15": (15, 320, 32)}
@@ -87,6 +89,24 @@ def _effnet(pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Modu
         return EfficientNet.from_name("efficientnet-lite0")
 
 
+def _fold_batchnorm(net: nn.Module, backbone: str) -> None:
+    """Fold the frozen (eval-mode) BatchNorms into the preceding convolutions, in place: the same
+    function with one pass less over every activation (faster extraction, forward and backward)."""
+    if backbone == "efficientnet_lite0":
+        pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")] + [
+            (b, c, bn) for b in net._blocks
+            for c, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+            if hasattr(b, c)]
+    else:
+        blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
+        pairs = [(net, "conv1", "bn1")] + [(b, c, bn) for b in blocks
+                                           for c, bn in (("conv1", "bn1"), ("conv2", "bn2"))]
+        pairs += [(b.downsample, "0", "1") for b in blocks if b.downsample is not None]
+    for mod, conv, bn in pairs:
+        setattr(mod, conv, fuse_conv_bn_eval(getattr(mod, conv), getattr(mod, bn)))
+        setattr(mod, bn, nn.Identity())
+
+
 class FeatureExtractor(nn.Module):
     """Frozen multi-layer CNN features of grey slices.
 
@@ -129,6 +149,8 @@ class FeatureExtractor(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(0)  # the untrained variant is the same network every time
             net = (_effnet if backbone == "efficientnet_lite0" else _resnet18)(pretrained, weights_path)
+        net.eval()
+        _fold_batchnorm(net, backbone)
         self.net = net.to(memory_format=torch.channels_last)  # ~1.6× faster on CPU, same values
         ch_col = 1 if backbone == "efficientnet_lite0" else 0
         self.layer_channels = tuple(table[name][ch_col] for name in self.layers)

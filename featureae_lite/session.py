@@ -95,7 +95,7 @@ def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None
     """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`.
 
     ``quick=False`` gives the classroom settings (:data:`featureae_lite.presets.CLASSROOM`: the
-    default cohort at 128 px with half the benchmark's training steps).
+    default cohort at 128 px with 40 % of the benchmark's training steps).
     """
     from featureae_lite.benchmark import load_cohort_splits
 

@@ -64,3 +64,16 @@ def test_bad_names_and_shapes():
         fe(torch.rand(1, 3, 64, 64))
     with pytest.raises(ValueError, match="divisible by 32"):
         fe(torch.rand(1, 1, 60, 60))
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet18"])
+def test_folded_batchnorm_gives_the_same_features(backbone, monkeypatch):
+    import featureae_lite.features as features
+
+    x = torch.rand(2, 1, 64, 64)
+    folded = FeatureExtractor(backbone, pretrained=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert not any(p.requires_grad for p in folded.parameters())
+    monkeypatch.setattr(features, "_fold_batchnorm", lambda net, backbone: None)
+    plain = FeatureExtractor(backbone, pretrained=False)
+    torch.testing.assert_close(folded(x), plain(x), atol=1e-4, rtol=1e-4)

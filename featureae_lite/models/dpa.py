@@ -46,7 +46,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from featureae_lite.features import FeatureExtractor
 from featureae_lite.models.base import (
@@ -166,21 +165,6 @@ class PerceptualAutoencoder(nn.Module):
         return torch.sigmoid(self.decoder(h))
 
 
-def fold_batchnorm(extractor: FeatureExtractor) -> FeatureExtractor:
-    """Fold the frozen BatchNorms of an EfficientNet-Lite extractor into its convs (in place)."""
-    if extractor.backbone_name != "efficientnet_lite0":
-        return extractor
-    net = extractor.net
-    pairs = [(net, "_conv_stem", "_bn0")] + [
-        (b, c, bn) for b in net._blocks
-        for c, bn in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
-        if hasattr(b, c)]
-    for mod, conv, bn in pairs:
-        setattr(mod, conv, fuse_conv_bn_eval(getattr(mod, conv), getattr(mod, bn)))
-        setattr(mod, bn, nn.Identity())
-    return extractor
-
-
 @register
 class DeepPerceptualAutoencoder(Detector):
     """DPA detector (see the module docstring)."""
@@ -197,7 +181,7 @@ class DeepPerceptualAutoencoder(Detector):
             raise ValueError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
         extractor = FeatureExtractor(c.backbone, layers=tuple(c.layers) if c.layers else None,
                                      pretrained=c.pretrained)
-        object.__setattr__(self, "extractor", fold_batchnorm(extractor))  # frozen: not in checkpoints
+        object.__setattr__(self, "extractor", extractor)  # frozen: not in checkpoints
         self.net = PerceptualAutoencoder(c.image_size, tuple(c.widths), c.latent_dim)
         ch = extractor.out_channels
         self.register_buffer("feat_mean", torch.zeros(ch))
@@ -341,4 +325,4 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
 
 
 __all__ = ["DPAConfig", "DeepPerceptualAutoencoder", "PerceptualAutoencoder", "PreActBlock",
-           "fold_batchnorm", "image_scores", "relative_perceptual_loss", "select_hyperparameters"]
+           "image_scores", "relative_perceptual_loss", "select_hyperparameters"]
