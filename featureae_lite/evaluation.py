@@ -104,7 +104,8 @@ def evaluate(
     """
     if float(test.masks.sum()) == 0:
         raise ValueError("the test split has no anomalous pixel: nothing to localise")
-    val_out = predict_split(detector, val, batch_size)[0] if val is not None else None
+    has_lesions = val is not None and float(val.masks.sum()) > 0  # else there is no threshold to choose
+    val_out = predict_split(detector, val, batch_size)[0] if has_lesions else None
     out, speed = predict_split(detector, test, batch_size)
     return evaluate_predictions(detector, test, out, speed, val, val_out, brain_masked=brain_masked,
                                 per_type=per_type, unmasked=unmasked)
