@@ -127,13 +127,14 @@ def _execute(src: str, dst: str, params: dict[str, Any], cell_timeout: int) -> N
     """Run one notebook to the end (errors allowed, endless cells interrupted); used in a subprocess."""
     import papermill as pm
 
-    from featureae_lite.notebooks import _headless_environment
+    from featureae_lite.notebooks import KERNEL_ARGUMENTS, _headless_environment
 
     with _headless_environment():
         try:
             pm.execute_notebook(src, dst, parameters=params, kernel_name="python3", progress_bar=False,
                                 cwd=os.getcwd(), execution_timeout=cell_timeout,
-                                allow_errors=True, interrupt_on_timeout=True)
+                                allow_errors=True, interrupt_on_timeout=True,
+                                extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError:
             pass  # errors are read back from the executed notebook
 

@@ -23,6 +23,9 @@ from featureae_lite.data.paths import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 EXPECTED_FILE = NOTEBOOK_DIR / "expected_figures.json"
+# Quiet kernels: ipykernel warns at every start that its loopback TCP is unencrypted and may log a
+# KeyboardInterrupt at shutdown. Errors of cells still reach the executed notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def record_figures(name: str, figures: dict[str, float], output_dir: str | os.PathLike | None) -> dict:
@@ -60,6 +63,7 @@ def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, Any], time
     pm.execute_notebook(
         str(path), str(out_dir / path.name), parameters=parameters, kernel_name="python3",
         cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
+        extra_arguments=KERNEL_ARGUMENTS,
     )
     return time.perf_counter() - start
 

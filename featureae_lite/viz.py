@@ -57,8 +57,9 @@ def show_map(ax, amap, title: str | None = None, *, mask=None, vmax: float | Non
 
 
 def show_binary(ax, amap, threshold: float, mask=None, title: str | None = None) -> None:
-    """Draw the map binarised at ``threshold`` (white) with the ground truth outline (red)."""
-    ax.imshow(_np(amap) > threshold, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    """Draw the map binarised as ``map ≥ threshold`` (white, as the metrics count it) with the
+    ground-truth outline (red)."""
+    ax.imshow(_np(amap) >= threshold, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     if mask is not None:
         outline(ax, mask)
     ax.set_axis_off()

@@ -10,14 +10,33 @@ import pytest
 matplotlib.use("Agg")
 
 
+HOME_VARIABLES = {
+    "TORCH_HOME": "torch", "MPLCONFIGDIR": "mpl", "NILEARN_DATA": "nilearn", "XDG_CACHE_HOME": "cache",
+    # the papermill kernels inherit these: IPython profile, Jupyter runtime and config files
+    "IPYTHONDIR": "ipython", "JUPYTER_DATA_DIR": "jupyter", "JUPYTER_RUNTIME_DIR": "jupyter/runtime",
+    "JUPYTER_CONFIG_DIR": "jupyter_config",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory):
+    """Home-based folders of every test and kernel go to a temporary directory.
+
+    Session-scoped so that it is in place before module- and session-scoped fixtures (the papermill
+    run of the notebooks) start.
+    """
+    root = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        for var, sub in HOME_VARIABLES.items():
+            mp.setenv(var, str(root / sub))
+        mp.setenv("FEATUREAE_LITE_DATA", str(root / "data"))
+        yield root
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory, monkeypatch):
-    """Redirect data, caches and home-based folders to a temporary directory; block the network."""
-    root = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("FEATUREAE_LITE_DATA", str(root / "data"))
-    monkeypatch.setenv("TORCH_HOME", str(root / "torch"))
-    monkeypatch.setenv("MPLCONFIGDIR", str(root / "mpl"))
-    monkeypatch.setenv("NILEARN_DATA", str(root / "nilearn"))
+    """A fresh data folder for every test; the network blocked (loopback only)."""
+    monkeypatch.setenv("FEATUREAE_LITE_DATA", str(tmp_path_factory.mktemp("data")))
 
     real_connect = socket.socket.connect
 

@@ -1,0 +1,116 @@
+"""Widgets: a static figure in headless runs, live controls otherwise, clear errors for bad maps."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from featureae_lite import widgets
+from featureae_lite.data.dataset import SliceData
+from featureae_lite.metrics import dice_iou_at_threshold
+
+
+@pytest.fixture
+def data() -> SliceData:
+    """Six 32-px slices: a square brain, a lesion on slices 1, 2 and 4 (largest on 2)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 1, 32, 32, generator=g)
+    brains = torch.zeros(6, 1, 32, 32)
+    brains[..., 4:28, 4:28] = 1
+    masks = torch.zeros(6, 1, 32, 32)
+    masks[1, :, 10:14, 10:14] = 1
+    masks[2, :, 8:18, 8:18] = 1
+    masks[4, :, 20:24, 6:10] = 1
+    types = ["healthy", "tumor", "tumor", "healthy", "lesions", "healthy"]
+    return SliceData(images, masks, brains, [f"s{i // 2}" for i in range(6)], types, list(range(6)))
+
+
+@pytest.fixture
+def maps(data) -> torch.Tensor:
+    """A map that is the lesion mask plus noise: informative, but not perfect."""
+    g = torch.Generator().manual_seed(1)
+    return (data.masks + 0.6 * torch.rand(data.masks.shape, generator=g)) * data.brains
+
+
+@pytest.fixture
+def interactive(monkeypatch):
+    monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
+
+
+@pytest.fixture
+def static(monkeypatch):
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+
+
+def _suptitle(fig) -> str:
+    return fig._suptitle.get_text() if fig._suptitle is not None else ""
+
+
+def test_static_mode_draws_one_figure_and_returns_nothing(static, data, maps):
+    assert widgets.is_static()
+    assert widgets.slice_browser(data, {"map": maps}) is None
+    fig = plt.gcf()
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_title().startswith("tumor s1 z=2")  # default slice: the largest lesion
+
+
+def test_threshold_explorer_updates_dice_live(interactive, data, maps):
+    panel = widgets.threshold_explorer(data, maps, threshold=0.5)
+    controls = {c.description: c for c in panel.children if hasattr(c, "description")}
+    assert set(controls) >= {"threshold", "index"}
+    assert not controls["threshold"].continuous_update  # redraw on release, not on every drag step
+    inside = data.brains > 0
+    for thr in (0.5, 0.9):
+        controls["threshold"].value = thr
+        thr = controls["threshold"].value  # the slider snaps to its step
+        dice, _ = dice_iou_at_threshold(maps[inside], data.masks[inside], thr)
+        assert _suptitle(panel.result).startswith(f"pooled in-brain Dice {dice:.3f}")
+        binary = panel.result.axes[1].images[0].get_array()
+        np.testing.assert_array_equal(np.asarray(binary), (maps[2, 0] >= thr).numpy())
+    assert dice_iou_at_threshold(maps[inside], data.masks[inside], 0.5)[0] != pytest.approx(
+        dice_iou_at_threshold(maps[inside], data.masks[inside], controls["threshold"].value)[0])
+
+
+def test_method_picker_switches_method_and_slice(interactive, data, maps):
+    panel = widgets.method_picker(data, {"noisy": maps, "flat": torch.zeros_like(maps)})
+    method, index = (c for c in panel.children if hasattr(c, "description") and c.description)
+    assert panel.result.axes[1].get_title() == "noisy"
+    method.value = "flat"
+    index.value = 4
+    assert panel.result.axes[1].get_title() == "flat"
+    assert panel.result.axes[0].get_title().startswith("lesions s2 z=4")
+
+
+def test_channel_and_volume_browsers(interactive, data):
+    feats = torch.randn(6, 5, 8, 8)
+    panel = widgets.channel_browser(data.images, feats)
+    channel = next(c for c in panel.children if getattr(c, "description", "") == "channel")
+    assert channel.max == 4
+    channel.value = 3
+    assert panel.result.axes[1].get_title() == "channel 3"
+    vol = np.random.default_rng(0).random((12, 14, 10))
+    mask = np.zeros_like(vol)
+    mask[4:7, 5:8, 6] = 1
+    panel = widgets.volume_browser({"a": (vol, mask), "b": (vol, None)})
+    z = next(c for c in panel.children if getattr(c, "description", "") == "z")
+    assert z.value == 6 and z.max == 9  # starts on the slice with the most lesion
+
+
+def test_bad_maps_are_refused_at_the_boundary(static, data, maps):
+    with pytest.raises(ValueError, match=r"'map': shape \(6, 1, 16, 16\) does not match the slices"):
+        widgets.slice_browser(data, {"map": maps[..., :16, :16]})
+    with pytest.raises(ValueError, match="no maps to show"):
+        widgets.method_picker(data, {})
+    nan_maps = maps.clone()
+    nan_maps[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="contains NaN"):
+        widgets.threshold_explorer(data, nan_maps)
+    with pytest.raises(TypeError, match="expected a torch.Tensor"):
+        widgets.slice_browser(data, {"map": maps.numpy()})
+    with pytest.raises(ValueError, match="same N"):
+        widgets.channel_browser(data.images, torch.zeros(5, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"mask shape \(3, 3, 3\) does not match image"):
+        widgets.volume_browser({"v": (np.zeros((4, 4, 4)), np.zeros((3, 3, 3)))})
+    assert plt.get_fignums() == []  # nothing was drawn for refused input
