@@ -161,7 +161,7 @@ def check_figures(run_dir: str | os.PathLike, quick: bool,
     return problems
 
 
-def expected_ranges(figures: dict[str, float | None], rel: float = 0.15, abs_: float = 0.02
+def expected_ranges(figures: dict[str, float | None], rel: float = 0.2, abs_: float = 0.005
                     ) -> dict[str, list[float]]:
     """Bands around one run's figures: exact for whole numbers, else ±(``abs_`` + ``rel`` · |value|).
 

@@ -42,12 +42,19 @@ def outline(ax, mask, color: str = "tab:red", linewidth: float = 1.0) -> None:
         ax.contour(m.astype(float), levels=[0.5], colors=color, linewidths=linewidth)
 
 
-def show_map(ax, amap, title: str | None = None, *, mask=None, vmax: float | None = None,
-             cmap: str = "inferno") -> Any:
-    """Draw an anomaly map (H, W) with an optional ground-truth outline; returns the image artist."""
+def show_map(ax, amap, title: str | None = None, *, mask=None, vmin: float | None = None,
+             vmax: float | None = None, cmap: str = "inferno") -> Any:
+    """Draw an anomaly map (H, W) with an optional ground-truth outline; returns the image artist.
+
+    By default the colours span the [1, 99.9] percentiles of the map's non-zero values (maps are
+    zero outside the brain), so a map whose in-brain values all sit in a narrow band, such as
+    FAE's 1 − SSIM around 0.8, still shows where it is highest. Pass ``vmin``/``vmax`` to share one
+    window between maps whose magnitudes should be compared.
+    """
     m = _np(amap)
-    im = ax.imshow(m, cmap=cmap, vmin=0 if m.min() >= 0 else None,
-                   vmax=vmax if vmax is not None else (np.percentile(m, 99.9) or None))
+    values = m[m != 0] if np.any(m != 0) else m.ravel()
+    lo, hi = (float(v) for v in np.percentile(values, [1, 99.9]))
+    im = ax.imshow(m, cmap=cmap, vmin=lo if vmin is None else vmin, vmax=hi if vmax is None else vmax)
     if mask is not None:
         outline(ax, mask, color="cyan")
     ax.set_axis_off()

@@ -216,7 +216,7 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
         dice, iou = dice_iou_at_threshold(scores, labels, threshold)
         fig, axes = plt.subplots(1, 3, figsize=(9, 3))
         viz.show_map(axes[0], maps[index], "anomaly map", mask=data.masks[index])
-        viz.show_binary(axes[1], maps[index], threshold, data.masks[index], f"map > {threshold:.3f}")
+        viz.show_binary(axes[1], maps[index], threshold, data.masks[index], f"map ≥ {threshold:.3f}")
         viz.plot_score_histogram(axes[2], scores, labels, threshold)
         fig.suptitle(f"pooled in-brain Dice {dice:.3f}, IoU {iou:.3f}")
         fig.tight_layout()

@@ -77,12 +77,12 @@ def test_expected_ranges_and_record(tmp_path):
     from featureae_lite.notebooks import expected_ranges, record_expected
 
     bands = expected_ranges({"count": 3.0, "ap": 0.5, "fit_seconds": 12.0, "missing": None})
-    assert bands == {"count": [3.0, 3.0], "ap": [0.405, 0.595]}
+    assert bands == {"count": [3.0, 3.0], "ap": [0.395, 0.605]}
     (tmp_path / "07_x.json").write_text(json.dumps({"ap": 0.5}))
     expected = tmp_path / "expected.json"
     expected.write_text(json.dumps({"quick": {"00_y": {"n": [1, 1]}}, "classroom": {}}))
     assert record_expected(tmp_path, quick=True, expected_file=expected) == ["07_x"]
     stored = json.loads(expected.read_text())["quick"]
-    assert stored == {"00_y": {"n": [1, 1]}, "07_x": {"ap": [0.405, 0.595]}}
+    assert stored == {"00_y": {"n": [1, 1]}, "07_x": {"ap": [0.395, 0.605]}}
     problems = check_figures(tmp_path, quick=True, expected_file=expected)
     assert problems == ["00_y: no recorded figures (00_y.json missing)"]

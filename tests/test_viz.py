@@ -1,0 +1,28 @@
+"""Pure plotting functions: colour windows and thresholds drawn as the metrics count them."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from featureae_lite import viz
+
+
+def test_show_map_windows_to_in_brain_values():
+    amap = torch.zeros(32, 32)
+    amap[4:28, 4:28] = 0.8 + 0.1 * torch.linspace(0, 1, 24 * 24).reshape(24, 24)  # FAE-like narrow band
+    fig, axes = plt.subplots(1, 3)
+    lo, hi = viz.show_map(axes[0], amap).get_clim()
+    assert 0.8 < lo < 0.805 and 0.899 < hi <= 0.9  # the band, not [0, max]: background is ignored
+    assert viz.show_map(axes[1], amap, vmin=0.0, vmax=2.0).get_clim() == (0.0, 2.0)
+    viz.show_map(axes[2], torch.zeros(8, 8))  # an all-zero map draws without error
+    plt.close(fig)
+
+
+def test_show_binary_counts_ties_like_the_metrics():
+    fig, ax = plt.subplots()
+    amap = np.array([[0.2, 0.5], [0.5, 0.9]])
+    viz.show_binary(ax, amap, 0.5)
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), amap >= 0.5)
+    plt.close(fig)
