@@ -122,6 +122,13 @@ def run_notebooks(
     return run_dir
 
 
+def _format_figure(value: float | None) -> str:
+    """Whole numbers as integers, other numbers with three decimals, missing values as ``n/a``."""
+    if value is None:
+        return "n/a"
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+
 def write_index(run_dir: Path, books: list[Path], times: dict[str, float], quick: bool) -> Path:
     """A markdown index of a run: notebook, run time and recorded figures."""
     lines = [f"# featureae_lite notebook run ({'QUICK' if quick else 'classroom'} settings)", "",
@@ -129,9 +136,9 @@ def write_index(run_dir: Path, books: list[Path], times: dict[str, float], quick
     for nb in books:
         fig_file = run_dir / f"{nb.stem}.json"
         figs = json.loads(fig_file.read_text()) if fig_file.exists() else {}
-        shown = ", ".join(f"{k} = {v:.3f}" if isinstance(v, float) else f"{k} = {v}"
-                          for k, v in figs.items())
+        shown = ", ".join(f"{k} = {_format_figure(v)}" for k, v in figs.items())
         lines.append(f"| [{nb.name}]({nb.name}) | {times.get(nb.stem, float('nan')):.0f} | {shown} |")
+    lines.append(f"| **total** | {sum(times.values()):.0f} | |")
     path = run_dir / "index.md"
     path.write_text("\n".join(lines) + "\n")
     return path

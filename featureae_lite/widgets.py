@@ -30,7 +30,7 @@ def is_static() -> bool:
 
 
 def _run(draw: Callable[..., Any], controls: Mapping[str, Any], initial: Mapping[str, Any]):
-    """Draw once statically (returns None), or return ``draw`` wired to ipywidgets controls.
+    """Draw once statically (returns None), or return a panel that wires ``draw`` to the controls.
 
     In the interactive panel, ``panel.result`` is the figure of the latest redraw.
     """
@@ -93,7 +93,7 @@ def volume_browser(volumes: Mapping[str, tuple[np.ndarray, np.ndarray | None]], 
         z = int(np.argmax(first_mask.sum((0, 1)))) if first_mask is not None and first_mask.any() \
             else first_img.shape[2] // 2
 
-    def draw(name: str, z: int) -> None:
+    def draw(name: str, z: int):
         img, mask = volumes[name]
         fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
         viz.show_volume_views(axes, img, mask, min(z, img.shape[2] - 1))

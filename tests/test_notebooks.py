@@ -41,7 +41,7 @@ def quick_run(tmp_path_factory, quick_data_dir):
 
 
 @pytest.mark.slow
-def test_every_notebook_runs_headless_and_records_figures(quick_run):
+def test_every_notebook_runs_headless_and_records_figures(quick_run, _isolated_home):
     for path in NOTEBOOKS:
         executed = nbformat.read(quick_run / path.name, as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -58,6 +58,8 @@ def test_every_notebook_runs_headless_and_records_figures(quick_run):
     index = (quick_run / "index.md").read_text()
     assert all(p.name in index for p in NOTEBOOKS)
     assert check_figures(quick_run, quick=True) == []
+    # the kernels kept their IPython profile in the temporary home, not in the user's
+    assert (_isolated_home / "ipython" / "profile_default").is_dir()
 
 
 def test_check_figures_reports_drift(tmp_path):
@@ -69,8 +71,11 @@ def test_check_figures_reports_drift(tmp_path):
     assert len(problems) == 2
     assert "fae_pixel_ap = 0.05 outside the expected range [0.2, 0.9]" in problems[0]
     assert "05_evaluation: no recorded figures" in problems[1]
-    write_index(tmp_path, NOTEBOOKS[:1], {NOTEBOOKS[0].stem: 3.0}, quick=True)
-    assert "QUICK" in (tmp_path / "index.md").read_text()
+    (tmp_path / f"{NOTEBOOKS[0].stem}.json").write_text(json.dumps({"n": 160.0, "ap": 0.12345, "gone": None}))
+    write_index(tmp_path, NOTEBOOKS[:2], {NOTEBOOKS[0].stem: 3.0, NOTEBOOKS[1].stem: 4.4}, quick=True)
+    index = (tmp_path / "index.md").read_text()
+    assert "QUICK" in index and "| 3 | n = 160, ap = 0.123, gone = n/a |" in index
+    assert "| **total** | 7 | |" in index
 
 
 def test_expected_ranges_and_record(tmp_path):
