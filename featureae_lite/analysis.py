@@ -68,3 +68,34 @@ def edge_ratio(maps: Tensor, images: Tensor, brains: Tensor, masks: Tensor | Non
     g, m = grad[keep].numpy(), maps[keep].numpy()
     edge = g > np.quantile(g, quantile)
     return float(m[edge].mean() / max(m[~edge].mean(), 1e-12))
+
+
+def domain_shifts(images: Tensor, brains: Tensor, seed: int = 0) -> dict[str, Tensor]:
+    """Test slices as another scanner might deliver them, after the usual preprocessing.
+
+    Parameters
+    ----------
+    images, brains : Tensor
+        (N, 1, H, W) preprocessed slices in [0, 1] and their brain masks.
+    seed : int
+        Seed of the noise.
+
+    Returns
+    -------
+    dict of str to Tensor
+        Name → shifted slices (N, 1, H, W), zero outside the brain, clipped to [0, 1]:
+        ``"gamma 0.7"`` (another contrast, brighter mid-tones), ``"noise σ=0.05"`` (a noisier scanner)
+        and ``"blur σ=1 px"`` (a lower resolution).
+    """
+    g = torch.Generator().manual_seed(seed)
+    radius = torch.arange(-3, 4, dtype=images.dtype)
+    kernel = torch.exp(-(radius**2) / 2)
+    kernel = kernel / kernel.sum()
+    blurred = F.conv2d(F.pad(images, (3, 3, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 7))
+    blurred = F.conv2d(F.pad(blurred, (0, 0, 3, 3), mode="replicate"), kernel.view(1, 1, 7, 1))
+    shifted = {
+        "gamma 0.7": images.clamp(0, 1) ** 0.7,
+        "noise σ=0.05": images + 0.05 * torch.randn(images.shape, generator=g, dtype=images.dtype),
+        "blur σ=1 px": blurred,
+    }
+    return {name: x.clamp(0, 1) * (brains > 0) for name, x in shifted.items()}

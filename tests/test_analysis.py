@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from featureae_lite.analysis import lesion_contrast
+from featureae_lite.analysis import domain_shifts, gradient_magnitude, lesion_contrast
 
 
 def test_lesion_contrast_matches_the_direct_formula_and_weights_feature_cells():
@@ -27,3 +27,25 @@ def test_lesion_contrast_matches_the_direct_formula_and_weights_feature_cells():
     with pytest.raises(ValueError, match="does not divide"):
         lesion_contrast(torch.rand(9, 3, 7, 7), masks, brains)
     assert torch.isnan(lesion_contrast(values, torch.zeros_like(masks), brains)).all()
+
+
+def test_domain_shifts_are_masked_seeded_and_do_what_they_say():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 1, 24, 24, generator=g)
+    brains = torch.zeros_like(images)
+    brains[..., 2:22, 2:22] = 1
+    images = images * brains
+    shifts = domain_shifts(images, brains, seed=1)
+    assert list(shifts) == ["gamma 0.7", "noise σ=0.05", "blur σ=1 px"]
+    inside = brains > 0
+    for x in shifts.values():
+        assert x.shape == images.shape and x.min() >= 0 and x.max() <= 1
+        assert not x[~inside].any()
+    assert (shifts["gamma 0.7"][inside] >= images[inside]).all()  # mid-tones brighter
+    noise = (shifts["noise σ=0.05"] - images)[inside]
+    assert 0.03 < float(noise.std()) < 0.06
+    torch.testing.assert_close(domain_shifts(images, brains, seed=1)["noise σ=0.05"], shifts["noise σ=0.05"])
+    core = brains.clone()
+    core[..., :5, :] = core[..., -5:, :] = core[..., :, :5] = core[..., :, -5:] = 0
+    blur_grad = gradient_magnitude(shifts["blur σ=1 px"])[core > 0].mean()
+    assert blur_grad < 0.6 * gradient_magnitude(images)[core > 0].mean()
