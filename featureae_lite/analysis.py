@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from featureae_lite.ssim import gaussian_window
+
 
 def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
     """Standardised difference between lesion and normal brain, per channel.
@@ -88,11 +90,9 @@ def domain_shifts(images: Tensor, brains: Tensor, seed: int = 0) -> dict[str, Te
         and ``"blur σ=1 px"`` (a lower resolution).
     """
     g = torch.Generator().manual_seed(seed)
-    radius = torch.arange(-3, 4, dtype=images.dtype)
-    kernel = torch.exp(-(radius**2) / 2)
-    kernel = kernel / kernel.sum()
-    blurred = F.conv2d(F.pad(images, (3, 3, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 7))
-    blurred = F.conv2d(F.pad(blurred, (0, 0, 3, 3), mode="replicate"), kernel.view(1, 1, 7, 1))
+    kernel = gaussian_window(7, 1.0, images.dtype)
+    blurred = F.conv2d(F.pad(images, (3, 3, 3, 3), mode="replicate"), kernel.view(1, 1, 1, 7))
+    blurred = F.conv2d(blurred, kernel.view(1, 1, 7, 1))
     shifted = {
         "gamma 0.7": images.clamp(0, 1) ** 0.7,
         "noise σ=0.05": images + 0.05 * torch.randn(images.shape, generator=g, dtype=images.dtype),

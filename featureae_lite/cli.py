@@ -98,7 +98,8 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     print((run_dir / "index.md").read_text())
     print(f"executed in {time.perf_counter() - start:.0f} s → {run_dir}")
     if args.check:
-        problems = check_figures(run_dir, args.quick)
+        executed = list(json.loads((run_dir / "times.json").read_text()))
+        problems = check_figures(run_dir, args.quick, notebooks=executed)
         for line in problems:
             print(f"DRIFT {line}", file=sys.stderr)
         if problems:

@@ -145,8 +145,12 @@ def write_index(run_dir: Path, books: list[Path], times: dict[str, float], quick
 
 
 def check_figures(run_dir: str | os.PathLike, quick: bool,
-                  expected_file: str | os.PathLike = EXPECTED_FILE) -> list[str]:
+                  expected_file: str | os.PathLike = EXPECTED_FILE,
+                  notebooks: list[str] | None = None) -> list[str]:
     """Compare a run's recorded figures with the expected ranges.
+
+    ``notebooks`` (stems) limits the check to those notebooks, e.g. the ones a ``--only`` run
+    executed; by default every notebook with expected ranges is checked.
 
     Returns
     -------
@@ -156,6 +160,8 @@ def check_figures(run_dir: str | os.PathLike, quick: bool,
     expected = json.loads(Path(expected_file).read_text())["quick" if quick else "classroom"]
     problems = []
     for nb, figs in expected.items():
+        if notebooks is not None and nb not in notebooks:
+            continue
         path = Path(run_dir) / f"{nb}.json"
         if not path.exists():
             problems.append(f"{nb}: no recorded figures ({path.name} missing)")

@@ -67,6 +67,11 @@ def _check_maps(data, maps: Mapping[str, torch.Tensor]) -> None:
             raise ValueError(f"{name!r} contains NaN values")
 
 
+def _largest_lesion(data) -> int:
+    """Index of the slice with the largest lesion area (the default slice of the browsers)."""
+    return int(data.masks.flatten(1).sum(1).argmax())
+
+
 def volume_browser(volumes: Mapping[str, tuple[np.ndarray, np.ndarray | None]], z: int | None = None):
     """Browse 3-D volumes: pick a volume by name and an axial slice; lesion outline in red.
 
@@ -122,7 +127,7 @@ def slice_browser(data, panels: Mapping[str, torch.Tensor], index: int | None = 
 
     _check_maps(data, panels)
     if index is None:
-        index = int(data.masks.flatten(1).sum(1).argmax())
+        index = _largest_lesion(data)
 
     def draw(index: int):
         fig, axes = plt.subplots(1, 1 + len(panels), figsize=(2.6 * (1 + len(panels)), 2.9))
@@ -140,7 +145,7 @@ def method_picker(data, maps: Mapping[str, torch.Tensor], index: int | None = No
     _check_maps(data, maps)
     names = list(maps)
     if index is None:
-        index = int(data.masks.flatten(1).sum(1).argmax())
+        index = _largest_lesion(data)
 
     def draw(method: str, index: int):
         fig, axes = plt.subplots(1, 3, figsize=(8, 2.9))
@@ -210,7 +215,7 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
     if threshold is None:
         threshold = float(np.quantile(scores, 0.95))
     if index is None:
-        index = int(data.masks.flatten(1).sum(1).argmax())
+        index = _largest_lesion(data)
 
     def draw(threshold: float, index: int):
         dice, iou = dice_iou_at_threshold(scores, labels, threshold)

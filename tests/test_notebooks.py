@@ -71,6 +71,9 @@ def test_check_figures_reports_drift(tmp_path):
     assert len(problems) == 2
     assert "fae_pixel_ap = 0.05 outside the expected range [0.2, 0.9]" in problems[0]
     assert "05_evaluation: no recorded figures" in problems[1]
+    only_04 = check_figures(tmp_path, quick=True, expected_file=tmp_path / "expected.json",
+                            notebooks=["04_feature_autoencoder"])
+    assert only_04 == problems[:1]  # a --only run is checked on the notebooks it executed
     (tmp_path / f"{NOTEBOOKS[0].stem}.json").write_text(json.dumps({"n": 160.0, "ap": 0.12345, "gone": None}))
     write_index(tmp_path, NOTEBOOKS[:2], {NOTEBOOKS[0].stem: 3.0, NOTEBOOKS[1].stem: 4.4}, quick=True)
     index = (tmp_path / "index.md").read_text()
