@@ -89,6 +89,24 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_curves(args: argparse.Namespace) -> int:
+    from featureae_lite.curves import learning_curves
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise ValueError(f"--methods {args.methods!r} names no method")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be ≥ 1, got {args.steps}")
+    overrides = {"schedule": args.schedule} if args.schedule else None
+    start = time.perf_counter()
+    learning_curves(methods, args.out, quick=args.quick, seed=args.seed, data_dir=args.data,
+                    contrast=args.contrast, steps=args.steps, points=args.points, overrides=overrides)
+    print((Path(args.out) / "curves.md").read_text())
+    print(f"curves finished in {time.perf_counter() - start:.0f} s; curves.json, curves.md and "
+          f"curves.png in {args.out}")
+    return 0
+
+
 def _cmd_notebooks(args: argparse.Namespace) -> int:
     from featureae_lite.notebooks import check_figures, record_expected, run_notebooks
 
@@ -179,6 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _add_common(p)
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("curves", help="learning curves: pixel AP vs training steps and seconds")
+    p.add_argument("--methods", default="ae_l1,fae", help="comma-separated methods (default ae_l1,fae)")
+    p.add_argument("--out", required=True, help="folder for curves.json, curves.md and curves.png")
+    p.add_argument("--steps", type=int, default=None, help="train every method this long (default: preset)")
+    p.add_argument("--points", type=int, default=6, help="evaluations per method (default 6)")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+                   help="override every method's learning-rate schedule")
+    _add_common(p)
+    p.set_defaults(func=_cmd_curves)
 
     p = sub.add_parser("notebooks", help="execute the notebook sequence headless (papermill)")
     p.add_argument("--out", default=None, help="run folder (default runs/<timestamp>)")

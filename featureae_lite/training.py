@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,21 @@ def _healthy_images(data) -> torch.Tensor | None:
     return images if len(images) else None
 
 
+def lr_factor(step: int, steps: int, schedule: str = "constant", warmup: float = 0.05) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of a ``steps``-step run.
+
+    ``"constant"``: 1. ``"cosine"``: linear warm-up from 1/w to 1 over the first
+    w = ``warmup`` × ``steps`` steps, then a cosine decay to 0.01 at the last step.
+    """
+    if schedule == "constant":
+        return 1.0
+    warm = max(1, round(warmup * steps))
+    if step < warm:
+        return (step + 1) / warm
+    progress = (step - warm) / max(1, steps - 1 - warm)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def fit(
     detector: Detector,
     train,
@@ -39,6 +56,8 @@ def fit(
     val_every: int = 100,
     patience: int | None = None,
     progress: bool = True,
+    checkpoints: Iterable[int] = (),
+    on_checkpoint: Callable[[int, float], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``detector`` on healthy slices with Adam.
 
@@ -58,6 +77,10 @@ def fit(
         Stop after this many validation checks without improvement and restore the best weights.
     progress : bool
         Show a tqdm progress bar with the running loss.
+    checkpoints, on_checkpoint : optional
+        After each step count in ``checkpoints``, call ``on_checkpoint(step, train_seconds)`` with
+        the detector in eval mode (e.g. to evaluate it for a learning curve); the time it takes is
+        not counted in ``train_seconds``.
 
     Returns
     -------
@@ -75,6 +98,8 @@ def fit(
         raise ValueError(f"steps must be ≥ 1, got {steps}")
 
     start = time.perf_counter()
+    paused = 0.0  # seconds spent in on_checkpoint, not training
+    marks = set(checkpoints)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     inputs = detector.prepare(images)
@@ -84,6 +109,8 @@ def fit(
     opt = torch.optim.Adam(
         [p for p in detector.parameters() if p.requires_grad], lr=cfg.lr if lr is None else lr
     )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, steps, cfg.schedule, cfg.warmup))
     history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_step": []}
     best, best_state, bad = float("inf"), None, 0
     order = torch.randperm(len(inputs), generator=gen)
@@ -100,12 +127,14 @@ def fit(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         value = float(loss.detach())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{detector.name}: loss became {value} at step {step}")
         history["train_loss"].append(value)
         running = value if running is None else 0.95 * running + 0.05 * value
-        if val_inputs is not None and ((step + 1) % val_every == 0 or step + 1 == steps):
+        if val_inputs is not None and ((step + 1) % val_every == 0 or step + 1 == steps
+                                       or step + 1 in marks):
             vloss = validation_loss(detector, val_inputs, batch_size)
             history["val_loss"].append(vloss)
             history["val_step"].append(step + 1)
@@ -115,11 +144,17 @@ def fit(
                 bad += 1
             if patience is not None and bad >= patience:
                 break
+        if on_checkpoint is not None and step + 1 in marks:
+            tick = time.perf_counter()
+            detector.eval()
+            on_checkpoint(step + 1, tick - start - paused)
+            detector.train()
+            paused += time.perf_counter() - tick
         bar.set_postfix(loss=f"{running:.4f}")
     if patience is not None and best_state is not None:
         detector.load_state_dict(best_state)
     detector.eval()
-    history["train_seconds"] = time.perf_counter() - start
+    history["train_seconds"] = time.perf_counter() - start - paused
     detector.history = history
     return history
 

@@ -1,5 +1,7 @@
 """The speed benchmark runs (quick) and reports ratios with equal metric values."""
 
+import pytest
+
 from featureae_lite.ssim import ssim_map
 
 
@@ -19,3 +21,14 @@ def test_bench_quick_prints_ratios(tmp_path, capsys):
     assert all(r["naive/ours"] > 0 for r in out["ssim"])
     assert all(r["abs_diff"] < 1e-6 for r in out["metrics"])
     assert "sklearn" in capsys.readouterr().out and (tmp_path / "speed.json").exists()
+
+
+@pytest.mark.slow
+def test_fae_precision_bench_quick(tmp_path, quick_data_dir, capsys):
+    from bench.fae_precision import main as precision_main
+
+    out = precision_main(["--quick", "--seconds", "2", "--repeats", "1", "--data", str(quick_data_dir),
+                          "--out", str(tmp_path / "p.json")])
+    assert out["step_ratio"] > 0 and set(out["equal_budget"]) == {"float32", "bfloat16"}
+    assert out["map_agreement"]["max_abs_map_diff"] < 0.1 * out["map_agreement"]["map_range"]
+    assert "faster" in capsys.readouterr().out and (tmp_path / "p.json").exists()

@@ -63,6 +63,11 @@ class DetectorConfig:
     score : str
         Image score rule: ``"top10_mean"`` (mean of in-brain map values above the 90th percentile,
         the FAE reference) or ``"max"`` (in-brain maximum, the UPD study).
+    schedule : str
+        Learning-rate schedule: ``"constant"`` (the references) or ``"cosine"`` (linear warm-up over
+        ``warmup`` × steps, then cosine decay to 1 % of ``lr``; ``training.lr_factor``).
+    warmup : float
+        Fraction of the steps spent warming up under ``schedule="cosine"``.
     """
 
     image_size: int = 128
@@ -73,8 +78,11 @@ class DetectorConfig:
     mask_brain: bool = True
     smooth_sigma: float = 0.0
     score: str = "top10_mean"
+    schedule: str = "constant"
+    warmup: float = 0.05
 
 
+SCHEDULES = ("constant", "cosine")
 REGISTRY: dict[str, type[Detector]] = {}
 
 
@@ -148,6 +156,10 @@ class Detector(nn.Module):
         self.config = config if config is not None else self.config_class()
         if self.config.score not in ("top10_mean", "max"):
             raise ValueError(f"score must be 'top10_mean' or 'max', got {self.config.score!r}")
+        if self.config.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.config.schedule!r}")
+        if not 0 <= self.config.warmup < 1:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.config.warmup!r}")
         self.history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
 
     # -- hooks for the training loop ------------------------------------------------------

@@ -46,6 +46,10 @@ class FAEConfig(DetectorConfig):
         ``"ssim"`` (reference) or ``"mse"`` (ablation; map = channel-mean squared error).
     ssim_window : int
         Gaussian window size for the SSIM loss and map.
+    precision : str
+        ``"float32"`` (reference) or ``"bfloat16"``: the autoencoder's convolutions run under
+        bfloat16 autocast while the SSIM statistics stay in float32 (in bfloat16, E[x²] − E[x]²
+        of features with std ~8 cancels catastrophically and training fails).
     """
 
     backbone: str = "efficientnet_lite0"
@@ -55,6 +59,7 @@ class FAEConfig(DetectorConfig):
     dropout: float = 0.1
     loss: str = "ssim"
     ssim_window: int = 5
+    precision: str = "float32"
     lr: float = 2e-4
     steps: int = 1500
 
@@ -112,6 +117,8 @@ class FAE(Detector):
         c = self.config
         if c.loss not in ("ssim", "mse"):
             raise ValueError(f"loss must be 'ssim' or 'mse', got {c.loss!r}")
+        if c.precision not in ("float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {c.precision!r}")
         extractor = FeatureExtractor(
             c.backbone, layers=tuple(c.layers) if c.layers else None, pretrained=c.pretrained
         )
@@ -131,7 +138,10 @@ class FAE(Detector):
 
     def feature_distance(self, feats: Tensor) -> Tensor:
         """Per-channel distance maps (N, C, h, w): 1 − SSIM(f, f̂) or (f − f̂)²."""
-        rec = self.net(feats)
+        with torch.autocast(feats.device.type, dtype=torch.bfloat16,
+                            enabled=self.config.precision == "bfloat16"):
+            rec = self.net(feats)
+        rec = rec.float()
         if self.config.loss == "mse":
             return (feats - rec) ** 2
         return 1 - ssim_map(rec, feats, window_size=self.config.ssim_window)

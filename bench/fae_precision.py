@@ -1,0 +1,105 @@
+"""FAE in float32 vs bfloat16 autocast, measured in one run on one cohort.
+
+    python -m bench.fae_precision [--quick] [--seconds S] [--repeats R] [--out FILE.json]
+
+(a) Step time: FAE training steps (batch 32) alternately in float32 and with the autoencoder under
+    bfloat16 autocast (SSIM statistics in float32), ``repeats`` rounds of 5 steps each; the median
+    of each and their ratio.
+(b) Map agreement: one float32-trained FAE predicts the test split with and without autocast; the
+    largest absolute difference of the (N, 1, H, W) maps and the two pixel APs.
+(c) AP at equal wall-clock: each precision trains with the cosine schedule for as many steps as fit
+    in ``seconds`` at its measured step time, then the test pixel AP (overall and ``structural``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from featureae_lite.evaluation import evaluate_output
+from featureae_lite.models.base import create_detector
+from featureae_lite.presets import preset
+
+
+def _steps_time(det, inputs: torch.Tensor, n: int, gen: torch.Generator) -> float:
+    opt = torch.optim.Adam(det.parameters(), lr=1e-4)
+    det.train()
+    start = time.perf_counter()
+    for _ in range(n):
+        loss = det.loss(inputs[torch.randint(len(inputs), (32,), generator=gen)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - start) / n
+
+
+def _ap(det, test) -> dict[str, float]:
+    res = evaluate_output(det.predict(test.images, test.brains), test, unmasked=False)
+    return {"pixel_ap": res["pixel_ap"], "structural": res["per_type"].get("structural", {}).get("pixel_ap")}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="QUICK cohort and a short budget")
+    parser.add_argument("--seconds", type=float, default=None, help="training budget per precision")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=None, help="write the results as JSON")
+    parser.add_argument("--data", default=None, help="data folder (default: the package's)")
+    args = parser.parse_args(argv)
+
+    from featureae_lite.benchmark import load_cohort_splits
+
+    p = preset(args.quick)
+    seconds = args.seconds or (20.0 if args.quick else 300.0)
+    splits = load_cohort_splits(args.data, args.quick, 0, "t2", progress=False)
+    base = {"image_size": p.image_size, "seed": 0, **p.overrides("fae")}
+    dets = {prec: create_detector("fae", **{**base, "precision": prec}) for prec in ("float32", "bfloat16")}
+    inputs = dets["float32"].prepare(splits["train"].images)
+    gen = torch.Generator().manual_seed(0)
+    for det in dets.values():  # warm-up
+        _steps_time(det, inputs, 2, gen)
+    times: dict[str, list[float]] = {prec: [] for prec in dets}
+    for _ in range(args.repeats):
+        for prec, det in dets.items():
+            times[prec].append(_steps_time(det, inputs, 5, gen))
+    step = {prec: statistics.median(t) for prec, t in times.items()}
+    ratio = step["float32"] / step["bfloat16"]
+    print(f"(a) FAE step, batch 32: float32 {step['float32']:.3f} s, bfloat16 autocast "
+          f"{step['bfloat16']:.3f} s → {ratio:.2f}× faster ({args.repeats} alternating rounds)")
+
+    trained = create_detector("fae", **{**base, "steps": max(5, int(seconds / 4 / step["float32"]))})
+    trained.fit(splits["train"], progress=False)
+    test = splits["test"]
+    fp32_out = trained.predict(test.images, test.brains)
+    trained.config.precision = "bfloat16"
+    bf16_out = trained.predict(test.images, test.brains)
+    diff = float((fp32_out.maps - bf16_out.maps).abs().max())
+    agree = {"max_abs_map_diff": diff, "map_range": float(fp32_out.maps.max()),
+             "ap_float32": evaluate_output(fp32_out, test, unmasked=False)["pixel_ap"],
+             "ap_bfloat16": evaluate_output(bf16_out, test, unmasked=False)["pixel_ap"]}
+    print(f"(b) same weights ({trained.config.steps} steps), maps with bfloat16 autocast: max |Δ| "
+          f"{diff:.4f} (maps up to {agree['map_range']:.3f}); pixel AP {agree['ap_float32']:.4f} vs "
+          f"{agree['ap_bfloat16']:.4f}")
+
+    budget = {}
+    for prec in dets:
+        n = max(10, int(seconds / step[prec]))
+        det = create_detector("fae", **{**base, "precision": prec, "steps": n, "schedule": "cosine"})
+        det.fit(splits["train"], progress=False)
+        budget[prec] = {"steps": n, "train_seconds": det.history["train_seconds"], **_ap(det, test)}
+        print(f"(c) {seconds:.0f} s budget, {prec}: {n} steps in {budget[prec]['train_seconds']:.0f} s → "
+              f"pixel AP {budget[prec]['pixel_ap']:.4f}, structural {budget[prec]['structural']:.4f}")
+    result = {"step_seconds": step, "step_ratio": ratio, "map_agreement": agree, "equal_budget": budget,
+              "budget_seconds": seconds, "threads": torch.get_num_threads()}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
