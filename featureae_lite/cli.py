@@ -108,25 +108,41 @@ def _cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from featureae_lite.notebooks import check_figures, record_expected, run_notebooks
+    from featureae_lite.notebooks import check_run, record_expected, run_notebooks
 
     start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",")] if args.only else None
-    run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
+    earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
+    for d in earlier:
+        if not (d / "params.json").is_file():
+            raise ValueError(f"--from {d}: not a notebook run folder (no params.json)")
+    run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed,
+                            threads=args.threads)
     print((run_dir / "index.md").read_text())
     print(f"executed in {time.perf_counter() - start:.0f} s → {run_dir}")
+    status = 0
+    if (run_dir / "errors.json").exists():
+        print(f"FAILED notebooks: {', '.join(json.loads((run_dir / 'errors.json').read_text()))}",
+              file=sys.stderr)
+        status = 1
     if args.check:
         executed = list(json.loads((run_dir / "times.json").read_text()))
-        problems = check_figures(run_dir, args.quick, notebooks=executed)
-        for line in problems:
-            print(f"DRIFT {line}", file=sys.stderr)
-        if problems:
-            return 1
-        print("all recorded figures are inside their expected ranges")
+        report = check_run(run_dir, args.quick, notebooks=executed)
+        for line in report.drift:
+            print(f"WARNING drift {line}", file=sys.stderr)
+        for line in report.failures:
+            print(f"FAIL {line}", file=sys.stderr)
+        if report.failures:
+            status = 1
+        print(f"check: {len(report.failures)} failure(s) (orderings the lessons rely on, missing "
+              f"figures), {len(report.drift)} figure(s) outside their measured band (warnings)")
     if getattr(args, "record_expected", False):
-        names = record_expected(run_dir, args.quick)
-        print(f"expected ranges updated for {', '.join(names)} in notebooks/expected_figures.json")
-    return 0
+        names = record_expected([*earlier, run_dir], args.quick)
+        print(f"expected figures recorded from {len(earlier) + 1} run(s) for {', '.join(names)} "
+              "in notebooks/expected_figures.json")
+    return status
 
 
 def _cmd_assignments_make(args: argparse.Namespace) -> int:
@@ -158,7 +174,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
     cohort = ensure_cohort(args.data, size=p.cohort_size, seed=args.seed, contrast=args.contrast)
     print(cohort_summary(cohort))
     print(f"cohort ready in {time.perf_counter() - start:.1f} s")
-    args.only, args.check, args.out = None, True, None
+    args.only, args.check, args.out, args.threads, args.record_from = None, True, None, None, None
     return _cmd_notebooks(args)
 
 
@@ -214,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="fail when recorded figures leave the expected ranges")
     p.add_argument("--record-expected", action="store_true",
-                   help="store this run's figures (with tolerance bands) as the expected ranges")
+                   help="store bands derived from this run (and the --from runs) as the expected figures")
+    p.add_argument("--from", dest="record_from", default=None,
+                   help="comma-separated earlier run folders to record from together with this run")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the notebook kernels (default: all cores)")
     _add_common(p)
     p.set_defaults(func=_cmd_notebooks)
 

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,16 @@ def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, Any], time
 
 
 @contextmanager
-def _headless_environment() -> Iterator[None]:
-    """Environment the kernels inherit: static widgets and the inline matplotlib backend.
+def _headless_environment(threads: int | None = None) -> Iterator[None]:
+    """Environment the kernels inherit: static widgets, the inline matplotlib backend and, if given,
+    the number of threads torch uses (``OMP_NUM_THREADS``).
 
     The kernel inherits ``MPLBACKEND`` from the caller; a CI setting such as ``Agg`` would make
     every ``plt.show()`` a no-op and the executed notebooks would hold no figures.
     """
     wanted = {"FEATUREAE_LITE_STATIC": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if threads:
+        wanted["OMP_NUM_THREADS"] = str(threads)
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     try:
@@ -95,15 +99,27 @@ def run_notebooks(
     only: list[str] | None = None,
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    threads: int | None = None,
 ) -> Path:
     """Execute the sequence into ``out`` (default ``runs/<timestamp>``) and write ``index.md``.
+
+    A notebook that fails is reported in ``index.md`` and ``errors.json`` and the sequence goes on
+    (later notebooks may then fail for lack of its checkpoints); nothing is raised.
+
+    Parameters
+    ----------
+    threads : int, optional
+        Torch threads of the kernels (default: torch's choice, the number of cores).
 
     Returns
     -------
     Path
-        The run folder with executed notebooks, ``<name>.json`` figures, ``times.json`` and
-        ``index.md``.
+        The run folder with executed notebooks, ``<name>.json`` figures, ``times.json``,
+        ``params.json`` (parameters, threads, machine, torch version) and ``index.md``.
     """
+    import platform
+
+    import torch
     from tqdm.auto import tqdm
 
     run_dir = Path(out) if out else REPO_ROOT / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -113,13 +129,35 @@ def run_notebooks(
         raise ValueError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
     params = {"QUICK": bool(quick), "SEED": seed, "OUTPUT_DIR": str(run_dir.resolve()),
               "DATA_DIR": str(data_dir) if data_dir else ""}
+    machine = {"threads": threads or torch.get_num_threads(), "machine": _cpu_name() or platform.machine(),
+               "torch": torch.__version__}
+    _write_atomic(run_dir / "params.json", json.dumps({**params, **machine}, indent=2))
     times: dict[str, float] = {}
-    with _headless_environment():
+    errors: dict[str, str] = {}
+    with _headless_environment(threads):
         for nb in tqdm(books, desc="notebooks"):
-            times[nb.stem] = execute_notebook(nb, run_dir, params)
-            (run_dir / "times.json").write_text(json.dumps(times, indent=2))
-    write_index(run_dir, books, times, quick)
+            start = time.perf_counter()
+            try:
+                times[nb.stem] = execute_notebook(nb, run_dir, params)
+            except Exception as err:  # papermill's cell errors and kernel deaths alike
+                times[nb.stem] = time.perf_counter() - start
+                errors[nb.stem] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
+                print(f"{nb.name} failed: {errors[nb.stem]}")
+            _write_atomic(run_dir / "times.json", json.dumps(times, indent=2))
+    if errors:
+        _write_atomic(run_dir / "errors.json", json.dumps(errors, indent=2))
+    write_index(run_dir, books, times, quick, errors)
     return run_dir
+
+
+def _cpu_name() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _format_figure(value: float | None) -> str:
@@ -129,83 +167,191 @@ def _format_figure(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
 
 
-def write_index(run_dir: Path, books: list[Path], times: dict[str, float], quick: bool) -> Path:
-    """A markdown index of a run: notebook, run time and recorded figures."""
+def write_index(run_dir: Path, books: list[Path], times: dict[str, float], quick: bool,
+                errors: dict[str, str] | None = None) -> Path:
+    """A markdown index of a run: notebook, run time and recorded figures (or its error)."""
     lines = [f"# featureae_lite notebook run ({'QUICK' if quick else 'classroom'} settings)", "",
              "| notebook | seconds | figures |", "|---|---|---|"]
     for nb in books:
         fig_file = run_dir / f"{nb.stem}.json"
         figs = json.loads(fig_file.read_text()) if fig_file.exists() else {}
         shown = ", ".join(f"{k} = {_format_figure(v)}" for k, v in figs.items())
+        if errors and nb.stem in errors:
+            shown = f"**failed**: {errors[nb.stem]}"
         lines.append(f"| [{nb.name}]({nb.name}) | {times.get(nb.stem, float('nan')):.0f} | {shown} |")
     lines.append(f"| **total** | {sum(times.values()):.0f} | |")
     path = run_dir / "index.md"
-    path.write_text("\n".join(lines) + "\n")
+    _write_atomic(path, "\n".join(lines) + "\n")
     return path
+
+
+@dataclass
+class CheckReport:
+    """Outcome of :func:`check_run`.
+
+    Attributes
+    ----------
+    failures : list of str
+        Orderings the lessons rely on that no longer hold, and notebooks that recorded no figures:
+        the course is wrong (``--check`` exits non-zero).
+    drift : list of str
+        Figures outside their measured band, each with how far out it is: information, a warning.
+    """
+
+    failures: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+
+
+def _section(expected: dict[str, Any], quick: bool) -> dict[str, Any]:
+    return expected.get("quick" if quick else "classroom", {})
 
 
 def check_figures(run_dir: str | os.PathLike, quick: bool,
                   expected_file: str | os.PathLike = EXPECTED_FILE,
                   notebooks: list[str] | None = None) -> list[str]:
-    """Compare a run's recorded figures with the expected ranges.
+    """Compare a run's recorded figures with the expected bands (value drift only).
 
+    A band is ``[lo, hi]``; a discrete figure is ``{"seen": [values]}`` and must be one of them.
     ``notebooks`` (stems) limits the check to those notebooks, e.g. the ones a ``--only`` run
-    executed; by default every notebook with expected ranges is checked.
+    executed; by default every notebook with expected figures is checked.
 
     Returns
     -------
     list of str
-        One message per figure that is missing or outside its range (empty = all good).
+        One message per figure that is missing or outside its band (empty = all good); a value
+        outside a band says by how much, relative to the band's width.
     """
-    expected = json.loads(Path(expected_file).read_text())["quick" if quick else "classroom"]
+    expected = _section(json.loads(Path(expected_file).read_text()), quick)
     problems = []
     for nb, figs in expected.items():
-        if notebooks is not None and nb not in notebooks:
+        if nb.startswith("_") or (notebooks is not None and nb not in notebooks):
             continue
         path = Path(run_dir) / f"{nb}.json"
         if not path.exists():
             problems.append(f"{nb}: no recorded figures ({path.name} missing)")
             continue
         got = json.loads(path.read_text())
-        for key, (lo, hi) in figs.items():
+        for key, band in figs.items():
             val = got.get(key)
+            if isinstance(band, dict):
+                if val not in band["seen"]:
+                    problems.append(f"{nb}: {key} = {val} is none of the values seen {band['seen']}")
+                continue
+            lo, hi = band
             if val is None or not lo <= val <= hi:
-                problems.append(f"{nb}: {key} = {val} outside the expected range [{lo}, {hi}]")
+                out = "" if val is None else f" ({_how_far(val, lo, hi)})"
+                problems.append(f"{nb}: {key} = {val} outside the expected range [{lo}, {hi}]{out}")
     return problems
 
 
-def expected_ranges(figures: dict[str, float | None], rel: float = 0.2, abs_: float = 0.005
-                    ) -> dict[str, list[float]]:
-    """Bands around one run's figures: exact for whole numbers, else ±(``abs_`` + ``rel`` · |value|).
+def _how_far(val: float, lo: float, hi: float) -> str:
+    width = max(hi - lo, 1e-12)
+    gap = lo - val if val < lo else val - hi
+    return f"{'below' if val < lo else 'above'} by {gap:.4g}, {gap / width:.1f}× the band's width"
 
-    Timings (keys ending in ``_seconds``) and missing values are left out: they are not expected to
-    reproduce.
+
+_OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+def check_orderings(run_dir: str | os.PathLike, quick: bool,
+                    expected_file: str | os.PathLike = EXPECTED_FILE,
+                    notebooks: list[str] | None = None) -> list[str]:
+    """Check the orderings the lessons rely on (``"orderings"`` in the expected-figures file).
+
+    Each ordering is ``{"notebook", "left", "op" (">" or ">="), "right", "factor", "lesson"}`` and
+    holds when ``left op factor × right`` (``right`` a figure name or a number).
+
+    Returns
+    -------
+    list of str
+        One message per ordering that fails or cannot be evaluated (empty = the lessons hold).
     """
-    bands = {}
-    for key, val in figures.items():
-        if val is None or key.endswith("_seconds"):
+    rules = json.loads(Path(expected_file).read_text()).get("orderings", {}).get(
+        "quick" if quick else "classroom", [])
+    failures = []
+    for rule in rules:
+        nb = rule["notebook"]
+        if notebooks is not None and nb not in notebooks:
             continue
-        if float(val).is_integer() and abs(val) >= 1:
-            bands[key] = [float(val), float(val)]
-        else:
-            pad = abs_ + rel * abs(val)
-            bands[key] = [round(val - pad, 4), round(val + pad, 4)]
+        path = Path(run_dir) / f"{nb}.json"
+        got = json.loads(path.read_text()) if path.exists() else {}
+        left = got.get(rule["left"])
+        right = rule["right"] if isinstance(rule["right"], (int, float)) else got.get(rule["right"])
+        factor = rule.get("factor", 1.0)
+        text = f"{rule['left']} {rule['op']} {factor:g} × {rule['right']}"
+        if left is None or right is None:
+            failures.append(f"{nb}: cannot check {text} (figure missing)")
+        elif not _OPS[rule["op"]](left, factor * right):
+            failures.append(f"{nb}: {text} does not hold ({left:.4g} vs {factor * right:.4g}); "
+                            f"lesson: {rule['lesson']}")
+    return failures
+
+
+def check_run(run_dir: str | os.PathLike, quick: bool, expected_file: str | os.PathLike = EXPECTED_FILE,
+              notebooks: list[str] | None = None) -> CheckReport:
+    """Orderings and missing notebooks as failures, band violations as drift (see :class:`CheckReport`)."""
+    drift = check_figures(run_dir, quick, expected_file, notebooks)
+    missing = [d for d in drift if "no recorded figures" in d]
+    failures = missing + check_orderings(run_dir, quick, expected_file, notebooks)
+    return CheckReport(failures, [d for d in drift if d not in missing])
+
+
+def expected_ranges(runs: list[dict[str, float | None]] | dict[str, float | None], rel: float = 0.1,
+                    abs_: float = 0.002) -> dict[str, Any]:
+    """Bands from the figures of one or several runs of the same notebook.
+
+    A whole-number figure (count, chosen hyperparameter) becomes ``{"seen": sorted values}``; any
+    other figure the band ``[min − pad, max + pad]`` with pad = ``abs_`` + ``rel`` · max|value| +
+    (max − min): the observed spread, once more on each side, plus a margin. Timings (keys ending
+    in ``_seconds``) and missing values are left out: they are not expected to reproduce.
+    """
+    runs = [runs] if isinstance(runs, dict) else runs
+    keys = [k for k in runs[0] if not k.endswith("_seconds")]
+    bands: dict[str, Any] = {}
+    for key in keys:
+        vals = [r.get(key) for r in runs]
+        if any(v is None for v in vals):
+            continue
+        if all(float(v).is_integer() and abs(v) >= 1 for v in vals):
+            bands[key] = {"seen": sorted({float(v) for v in vals})}
+            continue
+        lo, hi = min(vals), max(vals)
+        pad = abs_ + rel * max(abs(lo), abs(hi)) + (hi - lo)
+        bands[key] = [round(lo - pad, 4), round(hi + pad, 4)]
     return bands
 
 
-def record_expected(run_dir: str | os.PathLike, quick: bool,
+def record_expected(run_dirs: str | os.PathLike | list, quick: bool,
                     expected_file: str | os.PathLike = EXPECTED_FILE) -> list[str]:
-    """Write the bands of a run's recorded figures into the expected-figures file.
+    """Write bands derived from one or several runs into the expected-figures file.
 
-    Only notebooks that have a ``<name>.json`` in ``run_dir`` are replaced; the others keep their
-    ranges. Returns the names of the notebooks updated.
+    Only notebooks recorded in *every* run are replaced; the others keep their bands. The
+    section's ``_derivation`` names the runs (seed, threads, machine) and the rule. Returns the
+    names of the notebooks updated.
     """
+    dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
     expected_file = Path(expected_file)
     expected = json.loads(expected_file.read_text()) if expected_file.exists() else {}
     section = expected.setdefault("quick" if quick else "classroom", {})
-    updated = []
-    for path in sorted(Path(run_dir).glob("[0-9][0-9]_*.json")):
-        section[path.stem] = expected_ranges(json.loads(path.read_text()))
-        updated.append(path.stem)
-    expected_file.write_text(json.dumps(expected, indent=2) + "\n")
-    return updated
+    names = sorted(set.intersection(*[{p.stem for p in d.glob("[0-9][0-9]_*.json")} for d in dirs]))
+    for name in names:
+        section[name] = expected_ranges([json.loads((d / f"{name}.json").read_text()) for d in dirs])
+    section["_derivation"] = {
+        "runs": [_run_params(d) for d in dirs],
+        "rule": "whole numbers: the set of values seen; others: [min − pad, max + pad], "
+                "pad = 0.002 + 10 % of max|value| + (max − min)",
+    }
+    _write_atomic(expected_file, json.dumps(expected, indent=2) + "\n")
+    return names
+
+
+def _run_params(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "params.json"
+    params = json.loads(path.read_text()) if path.exists() else {}
+    return {"run": run_dir.name, **{k: params.get(k) for k in ("SEED", "threads", "machine", "torch")}}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

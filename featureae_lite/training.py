@@ -179,6 +179,17 @@ def data_fingerprint(data) -> str:
     return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:10]
 
 
+def code_fingerprint() -> str:
+    """A short hash of the source that decides what a trained model is (the methods, the training
+    loop, the feature extractor, SSIM), so a checkpoint trained by other code is never reused."""
+    root = Path(__file__).resolve().parent
+    files = sorted([*root.glob("models/*.py"), root / "training.py", root / "features.py", root / "ssim.py"])
+    digest = hashlib.sha1()
+    for f in files:
+        digest.update(f.name.encode() + f.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def train_or_load(
     method: str,
     train,
@@ -191,8 +202,9 @@ def train_or_load(
 ) -> Detector:
     """Load a matching checkpoint if one exists, otherwise train and save one.
 
-    The checkpoint name hashes the method, its full config and the training data, so a change of
-    any setting trains a new model instead of silently reusing an old one.
+    The checkpoint name hashes the method, its full config, the training data and the code that
+    trains it (:func:`code_fingerprint`), so a change of any of them trains a new model instead of
+    silently reusing an old one: a warm run gives the same figures as a fresh clone.
 
     Parameters
     ----------
@@ -212,7 +224,8 @@ def train_or_load(
         return det
     folder = Path(checkpoint_dir) if checkpoint_dir else resolve_data_dir() / "checkpoints"
     key = json.dumps(
-        {"method": method, "config": _jsonable(det.config), "data": data_fingerprint(train)},
+        {"method": method, "config": _jsonable(det.config), "data": data_fingerprint(train),
+         "code": code_fingerprint()},
         sort_keys=True,
     )
     path = folder / f"{method}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
