@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from featureae_lite.evaluation import METRIC_KEYS, evaluate
+from featureae_lite.fileio import write_atomic
 from featureae_lite.models.base import available_methods, create_detector, get_method
 from featureae_lite.presets import preset
 from featureae_lite.training import train_or_load
@@ -83,6 +85,7 @@ def run_benchmark(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = preset(quick)
+    began = time.perf_counter()
     splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
     results: dict[str, Any] = {}
     detectors = {}
@@ -109,10 +112,11 @@ def run_benchmark(
                   f"train {res['train_seconds']:.0f}s  infer {res['infer_slices_per_s']:.0f} slices/s")
     meta = {"preset": "quick" if quick else "default", "seed": seed, "contrast": contrast,
             "cohort": str(splits["cohort"]), "n_test_slices": len(splits["test"]),
-            "n_train_slices": len(splits["train"]), "known_methods": known}
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_nan_safe))
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
-    (out_dir / "results.md").write_text(results_markdown(results))
+            "n_train_slices": len(splits["train"]), "known_methods": known,
+            "wall_seconds": round(time.perf_counter() - began, 1), "torch_threads": torch.get_num_threads()}
+    write_atomic(out_dir / "results.json", json.dumps(results, indent=2, default=_nan_safe))
+    write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))
+    write_atomic(out_dir / "results.md", results_markdown(results))
     from featureae_lite.viz import save_gallery
 
     save_gallery(detectors, splits["test"], out_dir / "gallery.png")
@@ -125,12 +129,13 @@ def _nan_safe(x):
 
 def results_markdown(results: dict[str, Any]) -> str:
     """Markdown tables: overall metrics, then pixel AP per anomaly type."""
-    lines = ["| method | " + " | ".join(METRIC_KEYS) + " | dice@val-thr | train s | slices/s |",
-             "|---" * (len(METRIC_KEYS) + 4) + "|"]
+    lines = ["| method | " + " | ".join(METRIC_KEYS) + " | dice@val-thr | steps | train s | slices/s |",
+             "|---" * (len(METRIC_KEYS) + 5) + "|"]
     for m, r in results.items():
         vals = " | ".join(f"{r[k]:.3f}" for k in METRIC_KEYS)
         dv = r.get("dice_at_threshold", float("nan"))
-        lines.append(f"| {m} | {vals} | {dv:.3f} | {r['train_seconds']:.0f} | "
+        steps = r.get("config", {}).get("steps", 0) if r["train_seconds"] else 0
+        lines.append(f"| {m} | {vals} | {dv:.3f} | {steps} | {r['train_seconds']:.0f} | "
                      f"{r['infer_slices_per_s']:.0f} |")
     types = sorted({t for r in results.values() for t in r.get("per_type", {})})
     if types:

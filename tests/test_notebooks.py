@@ -97,7 +97,8 @@ def test_expected_ranges_and_record(tmp_path):
     bands = expected_ranges({"count": 3.0, "ap": 0.5, "fit_seconds": 12.0, "missing": None})
     assert bands == {"count": {"seen": [3.0]}, "ap": [0.448, 0.552]}  # pad 0.002 + 10 %
     # two runs: the spread is added once more on each side; a discrete figure keeps both values
-    two = expected_ranges([{"ap": 0.5, "latent": 32.0}, {"ap": 0.6, "latent": 128.0}])
+    two = expected_ranges([{"ap": 0.5, "latent": 32.0, "chosen_latent_dim": 32.0},
+                           {"ap": 0.6, "latent": 128.0, "chosen_latent_dim": 128.0}])
     assert two == {"ap": [0.338, 0.762], "latent": {"seen": [32.0, 128.0]}}
     runs = [tmp_path / "a", tmp_path / "b"]
     for run, ap in zip(runs, (0.5, 0.6), strict=True):
