@@ -45,7 +45,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     p = preset(args.quick)
     cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method)}
-    if args.steps:
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"--steps must be ≥ 1, got {args.steps}")
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg)  # fails fast on an unknown method
     splits = load_cohort_splits(args.data, args.quick, args.seed, args.contrast)

@@ -177,6 +177,16 @@ def test_train_or_load_reuses_matching_checkpoint(toy, tmp_path):
     assert len(list(tmp_path.glob("*.pt"))) == 2
 
 
+def test_train_or_load_retrains_when_the_code_changes(toy, tmp_path, monkeypatch):
+    from featureae_lite import training
+
+    train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
+    assert len(training.code_fingerprint()) == 10
+    monkeypatch.setattr(training, "code_fingerprint", lambda: "other-code")
+    train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
+    assert len(list(tmp_path.glob("*.pt"))) == 2  # a checkpoint of other code is not reused
+
+
 def test_image_score_rules():
     maps = torch.zeros(1, 1, 10, 10)
     maps[0, 0, :, :] = torch.arange(100.0).view(10, 10)
