@@ -142,7 +142,8 @@ def run_notebooks(
                 times[nb.stem] = execute_notebook(nb, run_dir, params)
             except Exception as err:  # papermill's cell errors and kernel deaths alike
                 times[nb.stem] = time.perf_counter() - start
-                errors[nb.stem] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:300]}"
+                last = (str(err).strip().splitlines() or [""])[-1][:300]
+                errors[nb.stem] = f"{type(err).__name__}: {last}"
                 print(f"{nb.name} failed: {errors[nb.stem]}")
             write_atomic(run_dir / "times.json", json.dumps(times, indent=2))
     if errors:

@@ -161,3 +161,22 @@ def test_cli_check_exits_zero_on_drift_and_one_on_failed_ordering(tmp_path, monk
     fake_run.value = 0.5  # inside the band, ordering fails
     assert cli.main(["notebooks", "--check"]) == 1
     assert "FAIL 00_a: x > 1 × 1.0 does not hold" in capsys.readouterr().err
+
+
+def test_a_failing_notebook_does_not_stop_the_sequence(tmp_path, monkeypatch):
+    from featureae_lite import notebooks
+
+    def fake_execute(path, out_dir, parameters, timeout=1800):
+        if path.name.startswith("01"):
+            raise RuntimeError("cell 3 failed\nNameError: name 'x' is not defined")
+        (out_dir / f"{path.stem}.json").write_text(json.dumps({"n": 1.0}))
+        return 1.0
+
+    monkeypatch.setattr(notebooks, "execute_notebook", fake_execute)
+    run = run_notebooks(quick=True, out=tmp_path / "run", only=["00", "01", "02"], threads=1)
+    assert json.loads((run / "errors.json").read_text()) == {
+        "01_l1_residual_autoencoder": "RuntimeError: NameError: name 'x' is not defined"}
+    assert list(json.loads((run / "times.json").read_text())) == [p.stem for p in NOTEBOOKS[:3]]
+    index = (run / "index.md").read_text()
+    assert "**failed**: RuntimeError" in index and "n = 1" in index
+    assert json.loads((run / "params.json").read_text())["threads"] == 1
