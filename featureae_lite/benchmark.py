@@ -20,7 +20,7 @@ from featureae_lite.evaluation import METRIC_KEYS, evaluate
 from featureae_lite.fileio import write_atomic
 from featureae_lite.models.base import available_methods, create_detector, get_method
 from featureae_lite.presets import preset
-from featureae_lite.training import train_or_load
+from featureae_lite.training import config_json, train_or_load
 
 DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
 
@@ -103,8 +103,7 @@ def run_benchmark(
         wall = time.perf_counter() - start
         res = evaluate(det, splits["test"], splits["val"])
         res["train_seconds"] = float(det.history.get("train_seconds", wall)) if det.trainable else 0.0
-        res["config"] = {k: (list(v) if isinstance(v, tuple) else v)
-                         for k, v in det.config.__dict__.items()}
+        res["config"] = config_json(det.config)
         results[m] = res
         detectors[m] = det
         if progress:

@@ -17,6 +17,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contrast", choices=("t2", "t1", "flair"), default="t2")
 
 
+def _positive(option: str, value: int | None) -> int | None:
+    """``value`` unchanged if None or ≥ 1; else a ValueError naming the option."""
+    if value is not None and value < 1:
+        raise ValueError(f"{option} must be ≥ 1, got {value}")
+    return value
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from featureae_lite.data import synthesize_cohort
 
@@ -45,9 +52,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     p = preset(args.quick)
     cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method)}
-    if args.steps is not None:
-        if args.steps < 1:
-            raise ValueError(f"--steps must be ≥ 1, got {args.steps}")
+    if _positive("--steps", args.steps) is not None:
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg)  # fails fast on an unknown method
     splits = load_cohort_splits(args.data, args.quick, args.seed, args.contrast)
@@ -97,8 +102,8 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ValueError(f"--methods {args.methods!r} names no method")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be ≥ 1, got {args.steps}")
+    _positive("--steps", args.steps)
+    _positive("--points", args.points)
     overrides = {"schedule": args.schedule} if args.schedule else None
     start = time.perf_counter()
     learning_curves(methods, args.out, quick=args.quick, seed=args.seed, data_dir=args.data,
@@ -114,8 +119,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",")] if args.only else None
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
+    _positive("--threads", args.threads)
     earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
     for d in earlier:
         if not (d / "params.json").is_file():

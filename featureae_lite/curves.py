@@ -26,6 +26,7 @@ from featureae_lite.evaluation import evaluate_output
 from featureae_lite.fileio import write_atomic
 from featureae_lite.models.base import create_detector, get_method
 from featureae_lite.presets import preset
+from featureae_lite.training import config_json
 
 
 def checkpoint_steps(steps: int, points: int = 6) -> list[int]:
@@ -96,8 +97,7 @@ def learning_curves(
     out_dir.mkdir(parents=True, exist_ok=True)
     for m in methods:
         cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m)}
-        det = create_detector(m, **cfg)
-        if det.trainable:
+        if get_method(m).trainable:
             det = create_detector(m, **{**cfg, **(overrides or {}), **({"steps": steps} if steps else {})})
             marks = checkpoint_steps(det.config.steps, points)
             pts: list[dict[str, Any]] = []
@@ -107,18 +107,15 @@ def learning_curves(
             for pt in pts:
                 pt["val_loss"] = vals.get(pt["step"])
         else:
-            pts = [_point(det.fit(splits["train"]), test, 0, 0.0)]
-        result["methods"][m] = {"trainable": det.trainable, "config": _config(det), "points": pts}
+            det = create_detector(m, **cfg)
+            pts = [_point(det, test, 0, 0.0)]
+        result["methods"][m] = {"trainable": det.trainable, "config": config_json(det.config), "points": pts}
         if progress:
             last = pts[-1]
             print(f"{m:>10}: pixel AP {last['pixel_ap']:.3f} after {last['step']} steps "
                   f"({last['train_seconds']:.0f} s)")
         save_curves(result, out_dir)  # after every method: a long run keeps what it measured
     return result
-
-
-def _config(det) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in det.config.__dict__.items()}
 
 
 

@@ -224,7 +224,7 @@ def train_or_load(
         return det
     folder = Path(checkpoint_dir) if checkpoint_dir else resolve_data_dir() / "checkpoints"
     key = json.dumps(
-        {"method": method, "config": _jsonable(det.config), "data": data_fingerprint(train),
+        {"method": method, "config": config_json(det.config), "data": data_fingerprint(train),
          "code": code_fingerprint()},
         sort_keys=True,
     )
@@ -236,7 +236,8 @@ def train_or_load(
     return det
 
 
-def _jsonable(config) -> dict[str, Any]:
+def config_json(config) -> dict[str, Any]:
+    """A detector config as a JSON-ready dict (tuples as lists)."""
     import dataclasses
 
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
