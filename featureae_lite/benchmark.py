@@ -80,6 +80,8 @@ def run_benchmark(
         method → evaluation result (see :func:`featureae_lite.evaluation.evaluate`).
     """
     known = available_methods()
+    if not methods:
+        raise ValueError("no method to benchmark; name at least one of " + ", ".join(known))
     for m in methods:
         get_method(m)  # raises a clear error listing the known methods
     out_dir = Path(out_dir)

@@ -8,28 +8,41 @@ import sys
 import time
 from pathlib import Path
 
+from featureae_lite.fileio import check_output_dir, check_output_file, write_atomic
+
+
+def _whole(minimum: int):
+    """An argparse type: a whole number ≥ ``minimum`` (argparse names the option in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {value}")
+        return value
+    parse.__name__ = f"whole number ≥ {minimum}"
+    return parse
+
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small cohort, 64-px slices, few steps")
-    p.add_argument("--seed", type=int, default=0, help="seed of the cohort and the models")
+    p.add_argument("--seed", type=_whole(0), default=0, help="seed of the cohort and the models (≥ 0)")
     p.add_argument("--data", default=None,
                    help="data folder (default: $FEATUREAE_LITE_DATA, else data/ in the repo)")
     p.add_argument("--contrast", choices=("t2", "t1", "flair"), default="t2")
-
-
-def _positive(option: str, value: int | None) -> int | None:
-    """``value`` unchanged if None or ≥ 1; else a ValueError naming the option."""
-    if value is not None and value < 1:
-        raise ValueError(f"{option} must be ≥ 1, got {value}")
-    return value
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from featureae_lite.data import synthesize_cohort
 
     size = args.size or ("quick" if args.quick else "default")
+    if args.out and args.data and Path(args.out).resolve() != Path(args.data).resolve():
+        raise ValueError(f"--out {args.out} and --data {args.data} name different folders; give one")
+    if args.out or args.data:
+        check_output_dir(args.out or args.data, "--out" if args.out else "--data")
     start = time.perf_counter()
-    cohort = synthesize_cohort(args.out, size=size, seed=args.seed, contrast=args.contrast,
+    cohort = synthesize_cohort(args.out or args.data, size=size, seed=args.seed, contrast=args.contrast,
                                overwrite=args.overwrite)
     print(cohort_summary(cohort))
     print(f"written in {time.perf_counter() - start:.1f} s to {cohort}")
@@ -52,12 +65,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     p = preset(args.quick)
     cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method)}
-    if _positive("--steps", args.steps) is not None:
+    if args.steps is not None:
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg)  # fails fast on an unknown method
+    out = check_output_file(args.out or f"checkpoints/{args.method}.pt")  # before minutes of training
     splits = load_cohort_splits(args.data, args.quick, args.seed, args.contrast)
     det.fit(splits["train"], splits["val"])
-    out = Path(args.out or f"checkpoints/{args.method}.pt")
     det.save(out)
     print(f"{args.method}: trained in {det.history.get('train_seconds', 0):.1f} s → {out}")
     return 0
@@ -70,6 +83,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from featureae_lite.presets import preset
 
     det = load_detector(args.checkpoint)
+    if args.out:
+        check_output_file(args.out)
     size = preset(args.quick).image_size
     if det.config.image_size != size:
         raise ValueError(f"{args.checkpoint} expects {det.config.image_size}-px slices but the "
@@ -80,14 +95,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for k in METRIC_KEYS:
         print(f"{k:>14}: {res[k]:.4f}")
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=2))
+        write_atomic(args.out, json.dumps(res, indent=2, default=str))
     return 0
+
+
+def _methods(text: str) -> list[str]:
+    """The method names of a comma-separated ``--methods`` value (each checked to exist)."""
+    from featureae_lite.models.base import get_method
+
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise ValueError(f"--methods {text!r} names no method")
+    for m in methods:
+        get_method(m)
+    return methods
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from featureae_lite.benchmark import run_benchmark
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _methods(args.methods)
+    check_output_dir(args.out)
     start = time.perf_counter()
     run_benchmark(methods, args.out, quick=args.quick, seed=args.seed, data_dir=args.data,
                   contrast=args.contrast)
@@ -99,11 +127,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _cmd_curves(args: argparse.Namespace) -> int:
     from featureae_lite.curves import learning_curves
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not methods:
-        raise ValueError(f"--methods {args.methods!r} names no method")
-    _positive("--steps", args.steps)
-    _positive("--points", args.points)
+    methods = _methods(args.methods)
+    check_output_dir(args.out)
     overrides = {"schedule": args.schedule} if args.schedule else None
     start = time.perf_counter()
     learning_curves(methods, args.out, quick=args.quick, seed=args.seed, data_dir=args.data,
@@ -119,11 +144,12 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",")] if args.only else None
-    _positive("--threads", args.threads)
+    if args.out:
+        check_output_dir(args.out)
     earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
     for d in earlier:
-        if not (d / "params.json").is_file():
-            raise ValueError(f"--from {d}: not a notebook run folder (no params.json)")
+        if not (d / "index.md").is_file():
+            raise ValueError(f"--from {d}: not a finished notebook run folder (no index.md)")
     run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed,
                             threads=args.threads)
     print((run_dir / "index.md").read_text())
@@ -192,10 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="featureae-lite",
         description="Unsupervised anomaly localisation in brain MRI: synthesise data, train, "
                     "evaluate and benchmark detectors.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write a synthetic cohort as NIfTI files")
-    p.add_argument("--out", default=None, help="data folder to write into")
+    p.add_argument("--out", default=None, help="data folder to write into (same as --data)")
     p.add_argument("--size", choices=("tiny", "quick", "default"), default=None)
     p.add_argument("--overwrite", action="store_true")
     _add_common(p)
@@ -203,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one method and save a checkpoint")
     p.add_argument("--method", required=True)
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=_whole(1), default=None, help="training steps (default: the preset's)")
     p.add_argument("--out", default=None, help="checkpoint path (default checkpoints/METHOD.pt)")
     _add_common(p)
     p.set_defaults(func=_cmd_train)
@@ -223,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("curves", help="learning curves: pixel AP vs training steps and seconds")
     p.add_argument("--methods", default="ae_l1,fae", help="comma-separated methods (default ae_l1,fae)")
     p.add_argument("--out", required=True, help="folder for curves.json, curves.md and curves.png")
-    p.add_argument("--steps", type=int, default=None, help="train every method this long (default: preset)")
-    p.add_argument("--points", type=int, default=6, help="evaluations per method (default 6)")
+    p.add_argument("--steps", type=_whole(1), default=None,
+                   help="train every method this long (default: preset)")
+    p.add_argument("--points", type=_whole(1), default=6, help="evaluations per method (default 6)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
                    help="override every method's learning-rate schedule")
     _add_common(p)
@@ -239,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store bands derived from this run (and the --from runs) as the expected figures")
     p.add_argument("--from", dest="record_from", default=None,
                    help="comma-separated earlier run folders to record from together with this run")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_whole(1), default=None,
                    help="torch threads of the notebook kernels (default: all cores)")
     _add_common(p)
     p.set_defaults(func=_cmd_notebooks)
@@ -264,12 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse: --help (0) or a usage error naming the option (2)
+        return int(stop.code or 0)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:  # bad input or an unusable file: one line, exit 2
+        if args.debug:
+            raise
         print(f"featureae-lite {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"featureae-lite {args.command}: interrupted; finished files are complete, "
+              "unfinished ones were not written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,9 +1,46 @@
-"""Atomic file writes: a reader never sees a half-written result file."""
+"""Safe file output: atomic writes, output paths checked before work starts, and lock files.
+
+* A reader never sees a half-written file: everything the package writes goes to a temporary name in
+  the destination folder and is renamed into place (``os.replace`` is atomic on POSIX and Windows).
+* Output paths given by the user are checked (a folder where a file is expected, a file where a
+  folder is expected, a folder that cannot be written) before minutes of training are spent.
+* Writers of one shared file (a cohort, a cache, a checkpoint) are serialised with a lock file
+  (:mod:`filelock`): the second waits and then finds the finished result.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path to write ``path`` through; renamed into place when the block succeeds.
+
+    The temporary name keeps the full suffix (``.nii.gz``, ``.pt``, ``.ipynb``) so that writers that
+    choose their format by extension (nibabel, papermill) behave as for the real name. On any
+    exception, the temporary file is removed and ``path`` is left as it was.
+
+    Examples
+    --------
+    >>> with atomic_path("model.pt") as tmp:  # doctest: +SKIP
+    ...     torch.save(state, tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{uuid.uuid4().hex[:8]}.tmp.{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
@@ -17,7 +54,72 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         Text (UTF-8) or bytes.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder}: is a file, expected a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{option} {folder}: cannot create this folder ({err.strerror})") from err
+    try:  # a real write: also catches read-only mounts, where os.access can say yes (root)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"{option} {folder}: folder is not writable ({err.strerror}); "
+                         "choose another one") from err
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check that a file can be written at ``path`` (its folder is created); returns the path.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a folder, or its folder cannot be created or written; the message names
+        ``option`` and the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder, expected a file name")
+    _writable_folder(path.parent if str(path.parent) else Path("."), option)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Check that ``path`` is (or can become) a writable folder; creates it and returns it.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a file, or cannot be created or written; the message names ``option``.
+    """
+    path = Path(path)
+    _writable_folder(path, option)
+    return path
+
+
+@contextmanager
+def writer_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the lock of the writers of ``path`` (lock file ``<path>.lock`` beside it).
+
+    When another process holds it, say so on stderr and wait for it to finish.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path.with_name(path.name + ".lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process to finish writing {path} (lock {lock.lock_file})",
+              file=sys.stderr)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

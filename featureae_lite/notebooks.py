@@ -58,15 +58,26 @@ def list_notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
 
 
 def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, Any], timeout: int = 1800) -> float:
-    """Run one notebook with papermill into ``out_dir``; returns the seconds it took."""
+    """Run one notebook with papermill into ``out_dir``; returns the seconds it took.
+
+    Papermill saves the notebook after every cell; it does so under a hidden ``.partial`` name that
+    becomes ``out_dir / path.name`` only when the execution ended (also with a cell error, which the
+    caller records), so an interrupted run never leaves a notebook that looks finished.
+    """
     import papermill as pm
 
     start = time.perf_counter()
-    pm.execute_notebook(
-        str(path), str(out_dir / path.name), parameters=parameters, kernel_name="python3",
-        cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
-        extra_arguments=KERNEL_ARGUMENTS,
-    )
+    partial = out_dir / f".{path.stem}.partial.ipynb"
+    try:
+        pm.execute_notebook(
+            str(path), str(partial), parameters=parameters, kernel_name="python3",
+            cwd=str(path.parent), progress_bar=False, execution_timeout=timeout,
+            extra_arguments=KERNEL_ARGUMENTS,
+        )
+    except pm.PapermillExecutionError:
+        os.replace(partial, out_dir / path.name)  # a finished execution that failed: keep it to read
+        raise
+    os.replace(partial, out_dir / path.name)
     return time.perf_counter() - start
 
 

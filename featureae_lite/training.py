@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from featureae_lite.fileio import writer_lock
 from featureae_lite.models.base import Detector, create_detector, fit_inputs, load_detector
 
 
@@ -231,8 +232,11 @@ def train_or_load(
     path = folder / f"{method}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
     if path.exists():
         return load_detector(path, expect={"method": method})
-    det.fit(train, val, progress=progress, patience=patience)
-    det.save(path)
+    with writer_lock(path):  # a second process training the same model waits, then loads it
+        if path.exists():
+            return load_detector(path, expect={"method": method})
+        det.fit(train, val, progress=progress, patience=patience)
+        det.save(path)
     return det
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.fileio import atomic_path
+
 
 def _np(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
@@ -120,7 +122,8 @@ def save_gallery(detectors: Mapping[str, Any], data, path: str | os.PathLike) ->
     sub = data.subset(idx)
     maps = {n: d.predict(sub.images, sub.brains).maps for n, d in detectors.items()}
     fig = gallery_figure(maps, sub, list(range(len(idx))))
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

@@ -67,7 +67,7 @@ def test_curves_cli_rejects_bad_options(tmp_path, capsys):
     assert main(["curves", "--methods", ",", "--out", str(tmp_path)]) == 2
     assert "names no method" in capsys.readouterr().err
     assert main(["curves", "--methods", "fae", "--steps", "0", "--out", str(tmp_path)]) == 2
-    assert "--steps must be" in capsys.readouterr().err
+    assert "argument --steps: must be ≥ 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ thresholds and hyperparameters honestly); ``test`` every type plus healthy subje
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing as mp
 import os
 import shutil
@@ -24,6 +25,7 @@ import numpy as np
 
 from featureae_lite.data.paths import resolve_data_dir
 from featureae_lite.data.synth import ANOMALY_TYPES, CONTRASTS, check_choice, synthesize_subject
+from featureae_lite.fileio import check_output_dir, write_atomic, writer_lock
 
 LESION_TYPES = ANOMALY_TYPES[1:]
 # split → (healthy subjects, anomalous subjects per type)
@@ -44,6 +46,8 @@ def plan(size: str, seed: int, contrast: str) -> list[dict]:
     """The manifest rows of a cohort (subject ids, splits, types and per-subject seeds)."""
     check_choice(size, tuple(SIZES), "cohort size")
     check_choice(contrast, CONTRASTS, "contrast")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"the cohort seed must be a whole number ≥ 0, got {seed!r}")
     rows, k = [], 0
     for split, (n_healthy, n_per_type) in SIZES[size].items():
         kinds = ["healthy"] * n_healthy + [t for t in LESION_TYPES for _ in range(n_per_type)]
@@ -112,18 +116,28 @@ def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = 
     Path
         The cohort folder.
     """
+    rows = plan(size, seed, contrast)
+    folder = cohort_dir(data_dir, size, seed, contrast)
+    with writer_lock(folder):
+        return _write_cohort(rows, folder, size, n_jobs, progress, overwrite)
+
+
+def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progress: bool,
+                  overwrite: bool) -> Path:
+    """Write the subjects, then the manifest (the caller holds the cohort's writer lock)."""
     from tqdm.auto import tqdm
 
     from featureae_lite.data.anatomy import load_anatomy
     from featureae_lite.data.anomalies import _maps
     from featureae_lite.data.synth import _texture
 
-    rows = plan(size, seed, contrast)
-    folder = cohort_dir(data_dir, size, seed, contrast)
+    check_output_dir(folder.parent, "data folder")
     if overwrite and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.csv").unlink(missing_ok=True)  # written last: marks a complete cohort
+    for stale in folder.glob("*/.*.tmp.*"):  # left by a writer that was killed mid-file
+        stale.unlink()
     load_anatomy(), _texture(), _maps()  # computed once, shared with forked workers
     jobs = [(r, str(folder)) for r in rows]
     bar = tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress)
@@ -136,19 +150,25 @@ def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = 
             _write_subject(job)
             bar.update()
     bar.close()
-    with (folder / "manifest.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(folder / "manifest.csv", text.getvalue())
     return folder
 
 
 def ensure_cohort(data_dir: str | os.PathLike | None = None, *, size: str = "default", seed: int = 0,
                   contrast: str = "t2", n_jobs: int = 2, progress: bool = True) -> Path:
-    """Return the cohort folder, synthesising it first if it is missing or incomplete."""
-    rows_ok = plan(size, seed, contrast)  # validates the arguments
+    """Return the cohort folder, synthesising it first if it is missing or incomplete.
+
+    A cohort that another process is writing is waited for (lock file beside the folder).
+    """
+    rows = plan(size, seed, contrast)  # validates the arguments
     folder = cohort_dir(data_dir, size, seed, contrast)
-    if rows_ok and is_complete(folder):
+    if is_complete(folder):
         return folder
-    return synthesize_cohort(data_dir, size=size, seed=seed, contrast=contrast, n_jobs=n_jobs,
-                             progress=progress)
+    with writer_lock(folder):
+        if is_complete(folder):  # another process finished it while we waited
+            return folder
+        return _write_cohort(rows, folder, size, n_jobs, progress, overwrite=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from featureae_lite.data.layouts import SubjectRecord, discover_subjects
 from featureae_lite.data.nifti import load_mask, load_volume
 from featureae_lite.data.paths import cache_dir
 from featureae_lite.data.preprocess import preprocess_volume
+from featureae_lite.fileio import atomic_path, writer_lock
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -72,18 +74,52 @@ class SliceDataset(torch.utils.data.Dataset):
 
 
 def load_subject_slices(rec: SubjectRecord, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Load and preprocess one subject (checks shapes, NaNs and mask values at the boundary)."""
+    """Load and preprocess one subject (checks shapes, NaNs and mask values at the boundary).
+
+    Raises
+    ------
+    ValueError
+        A file is unreadable or inconsistent, or preprocessing fails (e.g. an empty brain, fewer
+        slices than the slice range); the message names the subject's image file.
+    """
     image, _ = load_volume(rec.image_path)
     mask = load_mask(rec.mask_path, image.shape, labels=rec.label_map) if rec.mask_path else None
     brain = load_mask(rec.brain_mask_path, image.shape) if rec.brain_mask_path else None
-    return preprocess_volume(image, mask, brain, **kwargs)
+    if brain is None and not (image > 0).any():
+        raise ValueError(f"{rec.image_path}: the image is 0 everywhere (no brain voxel)")
+    try:
+        return preprocess_volume(image, mask, brain, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"{rec.image_path}: {err}") from err
+
+
+def content_stamp(path: Path | None) -> str:
+    """SHA-1 of a file's bytes (``""`` for None): a cache key that sees every change of content."""
+    if path is None:
+        return ""
+    digest = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _cache_key(records: list[SubjectRecord], args: dict) -> str:
-    stamp = [(str(r.image_path), r.image_path.stat().st_mtime_ns,
-              str(r.mask_path), r.mask_path.stat().st_mtime_ns if r.mask_path else 0) for r in records]
+    stamp = [(r.subject_id, r.anomaly_type, *(content_stamp(p) for p in
+                                             (r.image_path, r.mask_path, r.brain_mask_path)))
+             for r in records]
     blob = json.dumps({"v": CACHE_VERSION, "files": stamp, "args": args}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _read_cache(path: Path) -> SliceData | None:
+    """The cached split at ``path``, or None (with a warning) if the file is unreadable."""
+    try:
+        return SliceData(**torch.load(path, weights_only=True))
+    except Exception as err:  # truncated or foreign file: rebuild it
+        warnings.warn(f"cache file {path} is unreadable ({type(err).__name__}: {err}); rebuilding it",
+                      stacklevel=3)
+        return None
 
 
 def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", *,
@@ -113,8 +149,6 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
     -------
     SliceData
     """
-    from tqdm.auto import tqdm
-
     if cohort is None:
         if layout != "synthetic":
             raise ValueError(f"layout {layout!r} needs cohort= the folder of the data set")
@@ -125,9 +159,24 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
     args = {"image_size": image_size, "slice_range": list(slice_range), "slice_step": slice_step,
             "equalize": equalize, "layout": layout, "split": split}
     path = cache_dir(data_dir) / f"{split}_{_cache_key(records, args)}.pt"
-    if cache and path.is_file():
-        blob = torch.load(path, weights_only=True)
-        return SliceData(**blob)
+    if not cache:
+        return _preprocess(records, split, slice_range, slice_step, image_size, equalize, progress)
+    if path.is_file() and (data := _read_cache(path)) is not None:
+        return data
+    with writer_lock(path):  # a second process waits, then reads what the first one wrote
+        if path.is_file() and (data := _read_cache(path)) is not None:
+            return data
+        data = _preprocess(records, split, slice_range, slice_step, image_size, equalize, progress)
+        with atomic_path(path) as tmp:
+            torch.save(data.__dict__, tmp)
+    return data
+
+
+def _preprocess(records: list[SubjectRecord], split: str, slice_range: tuple[int, int], slice_step: int,
+                image_size: int, equalize: bool, progress: bool) -> SliceData:
+    """Load and preprocess every subject of ``records`` into one SliceData."""
+    from tqdm.auto import tqdm
+
     parts = {"images": [], "masks": [], "brains": [], "subject_ids": [], "anomaly_types": [],
              "slice_indices": []}
     zs = list(range(slice_range[0], slice_range[1], slice_step))
@@ -141,10 +190,5 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
         parts["anomaly_types"] += [rec.anomaly_type] * len(imgs)
         parts["slice_indices"] += zs[: len(imgs)]
     as_t = lambda key: torch.from_numpy(np.concatenate(parts[key]).astype(np.float32))[:, None]  # noqa: E731
-    data = SliceData(as_t("images"), as_t("masks"), as_t("brains"), parts["subject_ids"],
+    return SliceData(as_t("images"), as_t("masks"), as_t("brains"), parts["subject_ids"],
                      parts["anomaly_types"], parts["slice_indices"])
-    if cache:
-        tmp = Path(f"{path}.tmp")
-        torch.save(data.__dict__, tmp)
-        tmp.replace(path)
-    return data

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +52,18 @@ class SubjectRecord:
     label_map: bool = False
 
 
+def _matches(name: str, pattern: str) -> bool:
+    """Case-insensitive file-name match (``sub_T1.nii.gz`` and ``sub_t1.nii.gz`` alike)."""
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+
+
 def _first(folder: Path, patterns: tuple[str, ...], modality: str,
            exclude: tuple[str, ...] = ()) -> Path | None:
+    files = sorted(p for p in folder.iterdir() if p.is_file())
     for pat in patterns:
         pat = pat.format(m=modality, M=modality.upper())
-        hits = sorted(p for p in folder.glob(pat) if not any(p.match(e) for e in exclude))
+        hits = [p for p in files if _matches(p.name, pat)
+                and not any(_matches(p.name, e.format(m=modality, M=modality.upper())) for e in exclude)]
         if hits:
             return hits[0]
     return None
@@ -95,6 +104,11 @@ def discover_subjects(root: str | os.PathLike, layout: str = "synthetic", modali
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             image = _first(folder, img_pats, modality, exclude=mask_pats + brain_pats)
             if image is None:
+                if any(_matches(p.name, "*.nii*") for p in folder.iterdir()):
+                    wanted = ", ".join(p.format(m=modality, M=modality.upper()) for p in img_pats)
+                    warnings.warn(f"{folder}: skipped, no {modality} image matching {wanted} "
+                                  f"(layout {layout!r}; file names are matched case-insensitively)",
+                                  stacklevel=2)
                 continue
             mask = _first(folder, mask_pats, modality) if mask_pats else None
             brain = _first(folder, brain_pats, modality) if brain_pats else None

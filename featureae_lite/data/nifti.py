@@ -8,6 +8,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from featureae_lite.fileio import atomic_path
+
 
 def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Load a 3-D NIfTI volume.
@@ -73,11 +75,15 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None,
 
 
 def save_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray) -> Path:
-    """Write ``data`` (X, Y, Z) as NIfTI with ``affine``, keeping its dtype (int16 / uint8 / float32)."""
+    """Write ``data`` (X, Y, Z) as NIfTI with ``affine``, keeping its dtype (int16 / uint8 / float32).
+
+    The file is written under a temporary name and renamed, so a reader never finds it half-written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = nib.Nifti1Image(data, affine)
     img.header.set_data_dtype(data.dtype)
     img.header.set_xyzt_units("mm")
-    nib.save(img, str(path))
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
     return path

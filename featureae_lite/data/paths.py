@@ -27,6 +27,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     -------
     Path
         The absolute folder path.
+
+    Raises
+    ------
+    ValueError
+        The path is a file or the folder cannot be created.
     """
     if data_dir is not None and str(data_dir) != "":
         path = Path(data_dir)
@@ -37,7 +42,12 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     else:
         path = Path.home() / "featureae_lite_data"
     path = path.expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"data folder {path}: is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"data folder {path}: cannot create it ({err.strerror})") from err
     return path
 
 

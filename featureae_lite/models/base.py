@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featureae_lite.fileio import atomic_path, check_output_file
+
 
 class AnomalyOutput(NamedTuple):
     """What :meth:`Detector.predict` returns.
@@ -125,17 +127,53 @@ def create_detector(name: str, **overrides: Any) -> Detector:
     >>> det = create_detector("ae_l1", image_size=64, steps=10)
     """
     cls = get_method(name)
-    fields = {f.name for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(
-            f"{name}: unknown config option(s) {unknown}; options are {sorted(fields)}"
-        )
-    config = cls.config_class(**overrides)
+    config = build_config(cls.config_class, overrides, name)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)  # seeded weight initialisation
         det = cls(config)
     return _channels_last(det)
+
+
+def _accepts(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the type of a config field whose default is ``default``."""
+    if default is None or isinstance(default, tuple):
+        return value is None or isinstance(value, (tuple, list))
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def build_config(config_class: type[DetectorConfig], values: dict[str, Any], source: str) -> DetectorConfig:
+    """A config from a dict, checking option names and value types first.
+
+    Parameters
+    ----------
+    config_class : type
+        The method's config dataclass.
+    values : dict
+        Option → value (a subset of the fields).
+    source : str
+        What the values came from (a method name, a checkpoint path), named in every error.
+
+    Raises
+    ------
+    ValueError
+        An unknown option, or a value of the wrong type (e.g. ``steps="many"``).
+    """
+    defaults = config_class()
+    fields = [f.name for f in dataclasses.fields(config_class)]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{source}: unknown config option(s) {unknown}; options are {sorted(fields)}")
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if not _accepts(default, value):
+            sequence = default is None or isinstance(default, tuple)
+            kind = "a tuple or None" if sequence else type(default).__name__
+            raise ValueError(f"{source}: config option {key} must be {kind}, got {value!r}")
+    return config_class(**values)
 
 
 def _channels_last(det: Detector) -> Detector:
@@ -244,17 +282,11 @@ class Detector(nn.Module):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint with the method name, config, history and weights."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "method": self.name,
-                "config": dataclasses.asdict(self.config),
-                "history": self.history,
-                "state_dict": self.state_dict(),
-            },
-            path,
-        )
+        path = check_output_file(path, "checkpoint path")
+        state = {"method": self.name, "config": dataclasses.asdict(self.config), "history": self.history,
+                 "state_dict": self.state_dict()}
+        with atomic_path(path) as tmp:  # a reader never finds a half-written checkpoint
+            torch.save(state, tmp)
         return path
 
 
@@ -275,16 +307,26 @@ def load_detector(path: str | os.PathLike, expect: dict[str, Any] | None = None)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file
-        raise ValueError(f"{path} is not a featureae_lite checkpoint: {err}") from err
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a featureae_lite checkpoint ({first})") from err
     if not isinstance(ckpt, dict) or not {"method", "config", "state_dict"} <= set(ckpt):
         raise ValueError(f"{path} is not a featureae_lite checkpoint (missing method/config/weights)")
+    if not isinstance(ckpt["config"], dict):
+        raise ValueError(f"checkpoint {path}: its config is not a dict of options")
     if expect:
         found = {"method": ckpt["method"], **ckpt["config"]}
         diffs = {k: (found.get(k), v) for k, v in expect.items() if found.get(k) != v}
         if diffs:
             raise ValueError(f"checkpoint {path} does not match (found, wanted): {diffs}")
-    cls = get_method(ckpt["method"])
-    det = _channels_last(cls(cls.config_class(**ckpt["config"])))
+    try:
+        cls = get_method(ckpt["method"])
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path}: {err}") from err
+    config = build_config(cls.config_class, ckpt["config"], f"checkpoint {path} (method {ckpt['method']!r})")
+    try:
+        det = _channels_last(cls(config))
+    except ValueError as err:  # a value the method rejects, e.g. an unknown backbone
+        raise ValueError(f"checkpoint {path}: {err}") from err
     try:
         det.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
