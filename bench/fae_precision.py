@@ -17,11 +17,11 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from featureae_lite.evaluation import evaluate_output
+from featureae_lite.fileio import write_atomic
 from featureae_lite.models.base import create_detector
 from featureae_lite.presets import preset
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"step_seconds": step, "step_ratio": ratio, "map_agreement": agree, "equal_budget": budget,
               "budget_seconds": seconds, "threads": torch.get_num_threads()}
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2))
+        write_atomic(args.out, json.dumps(result, indent=2))
     return result
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featureae_lite.fileio import write_atomic
 from featureae_lite.metrics import average_precision, roc_auc
 from featureae_lite.ssim import gaussian_window, ssim_map
 
@@ -147,8 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"(×{r['sklearn/ours']:.2f})  |diff| {r['abs_diff']:.1e}"
         )
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(result, fh, indent=2)
+        write_atomic(args.out, json.dumps(result, indent=2))
     return result
 
 
