@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.device import describe, resolve_device
 from featureae_lite.evaluation import METRIC_KEYS, evaluate
 from featureae_lite.fileio import write_atomic
 from featureae_lite.models.base import available_methods, create_detector, get_method
@@ -58,6 +59,7 @@ def run_benchmark(
     contrast: str = "t2",
     retrain: bool = True,
     progress: bool = True,
+    device: str | None = "auto",
 ) -> dict[str, Any]:
     """Train each method on the healthy train split and evaluate it on the test split.
 
@@ -73,6 +75,9 @@ def run_benchmark(
         Seed of the cohort and of every model.
     retrain : bool
         Train from scratch (True, so ``train_seconds`` is measured) or reuse matching checkpoints.
+    device : str
+        Where the models train and predict (:func:`featureae_lite.device.resolve_device`); the
+        device is recorded in ``meta.json``.
 
     Returns
     -------
@@ -84,6 +89,7 @@ def run_benchmark(
         raise ValueError("no method to benchmark; name at least one of " + ", ".join(known))
     for m in methods:
         get_method(m)  # raises a clear error listing the known methods
+    where = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     p = preset(quick)
@@ -96,12 +102,13 @@ def run_benchmark(
         cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m)}
         start = time.perf_counter()
         if retrain:
-            det = create_detector(m, **cfg).fit(splits["train"], splits["val"], progress=progress)
+            det = create_detector(m, **cfg).to_device(where).fit(splits["train"], splits["val"],
+                                                                 progress=progress)
             if det.trainable:
                 det.save(ckpt_dir / f"{m}.pt")
         else:
             det = train_or_load(m, splits["train"], splits["val"], progress=progress,
-                                checkpoint_dir=ckpt_dir, **cfg)
+                                checkpoint_dir=ckpt_dir, device=where, **cfg)
         wall = time.perf_counter() - start
         res = evaluate(det, splits["test"], splits["val"])
         res["train_seconds"] = float(det.history.get("train_seconds", wall)) if det.trainable else 0.0
@@ -111,10 +118,11 @@ def run_benchmark(
         if progress:
             print(f"{m:>10}: pixel AP {res['pixel_ap']:.3f}  best Dice {res['best_dice']:.3f}  "
                   f"train {res['train_seconds']:.0f}s  infer {res['infer_slices_per_s']:.0f} slices/s")
-    meta = {"preset": "quick" if quick else "default", "seed": seed, "contrast": contrast,
+    meta = {"preset": p.name, "seed": seed, "contrast": contrast,
             "cohort": str(splits["cohort"]), "n_test_slices": len(splits["test"]),
             "n_train_slices": len(splits["train"]), "known_methods": known,
-            "wall_seconds": round(time.perf_counter() - began, 1), "torch_threads": torch.get_num_threads()}
+            "wall_seconds": round(time.perf_counter() - began, 1), "torch_threads": torch.get_num_threads(),
+            "device": describe(where)}
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2, default=_nan_safe))
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))
     write_atomic(out_dir / "results.md", results_markdown(results))

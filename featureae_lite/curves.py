@@ -55,6 +55,7 @@ def learning_curves(
     points: int = 6,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    device: str | None = "auto",
 ) -> dict[str, Any]:
     """Train each method once and evaluate it at ``points`` step counts.
 
@@ -72,6 +73,8 @@ def learning_curves(
         Evaluations per method, evenly spaced.
     overrides : dict, optional
         Config overrides applied to every trainable method (e.g. ``{"schedule": "constant"}``).
+    device : str
+        Where the models train (:func:`featureae_lite.device.resolve_device`).
 
     Returns
     -------
@@ -80,18 +83,19 @@ def learning_curves(
         ``step``, ``train_seconds``, ``pixel_ap``, ``per_type`` (type → pixel AP) and ``val_loss``.
     """
     from featureae_lite.benchmark import load_cohort_splits
+    from featureae_lite.device import describe, resolve_device
 
     for m in methods:
         get_method(m)
     if not methods:
         raise ValueError("no method given")
+    where = resolve_device(device)
     p = preset(quick)
     splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
     test = splits["test"]
-    result: dict[str, Any] = {"meta": {"preset": quick if isinstance(quick, str) else
-                                       ("quick" if quick else "default"), "seed": seed,
+    result: dict[str, Any] = {"meta": {"preset": p.name, "seed": seed,
                                        "contrast": contrast, "n_train_slices": len(splits["train"]),
-                                       "n_test_slices": len(test)},
+                                       "n_test_slices": len(test), "device": describe(where)},
                               "methods": {}}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,7 @@ def learning_curves(
         cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m)}
         if get_method(m).trainable:
             det = create_detector(m, **{**cfg, **(overrides or {}), **({"steps": steps} if steps else {})})
+            det.to_device(where)
             marks = checkpoint_steps(det.config.steps, points)
             pts: list[dict[str, Any]] = []
             det.fit(splits["train"], splits["val"], progress=progress, checkpoints=marks,

@@ -190,12 +190,17 @@ class FeatureExtractor(nn.Module):
         return outs
 
     def forward(self, x: Tensor) -> Tensor:
-        """Features (N, C, h, w) of grey slices x (N, 1, H, W) in [0, 1]; h = w = feature size."""
+        """Features (N, C, h, w) of grey slices x (N, 1, H, W) in [0, 1]; h = w = feature size.
+
+        The slices are computed on the extractor's device and returned on x's device (on the CPU
+        both are the CPU and nothing moves).
+        """
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"FeatureExtractor expects grey slices (N, 1, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(f"slice size {tuple(x.shape[-2:])} must be divisible by 32")
         size = self.feature_size or (x.shape[-2] // 4, x.shape[-1] // 4)
-        h = ((x.repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
+        here = next(self.parameters()).device
+        h = ((x.to(here).repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
         maps = [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in self._taps(h)]
-        return torch.cat(maps, dim=1)
+        return torch.cat(maps, dim=1).to(x.device)

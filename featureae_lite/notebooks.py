@@ -112,6 +112,7 @@ def run_notebooks(
     data_dir: str | os.PathLike | None = None,
     seed: int = 0,
     threads: int | None = None,
+    device: str = "auto",
 ) -> Path:
     """Execute the sequence into ``out`` (default ``runs/<timestamp>``) and write ``index.md``.
 
@@ -122,6 +123,8 @@ def run_notebooks(
     ----------
     threads : int, optional
         Torch threads of the kernels (default: torch's choice, the number of cores).
+    device : str
+        The notebooks' ``DEVICE`` parameter: where they train (``auto``, ``cpu``, ``cuda``, ``mps``).
 
     Returns
     -------
@@ -139,8 +142,11 @@ def run_notebooks(
     books = [p for p in list_notebooks() if not only or any(p.name.startswith(o) for o in only)]
     if not books:
         raise ValueError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
+    from featureae_lite.device import resolve_device
+
+    resolve_device(device)  # fails before any notebook runs on a device this machine lacks
     params = {"QUICK": bool(quick), "SEED": seed, "OUTPUT_DIR": str(run_dir.resolve()),
-              "DATA_DIR": str(data_dir) if data_dir else ""}
+              "DATA_DIR": str(data_dir) if data_dir else "", "DEVICE": device}
     machine = {"threads": threads or torch.get_num_threads(), "machine": _cpu_name() or platform.machine(),
                "torch": torch.__version__}
     write_atomic(run_dir / "params.json", json.dumps({**params, **machine}, indent=2))

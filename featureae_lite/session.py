@@ -35,6 +35,8 @@ class Session:
         The splits.
     cohort : Path
         Folder of the NIfTI cohort.
+    device : str
+        Where models train and predict (``"cpu"``, ``"cuda"``, ``"mps"``), resolved by :func:`start`.
     """
 
     preset: Preset
@@ -44,6 +46,7 @@ class Session:
     val: Any
     test: Any
     cohort: Path
+    device: str = "cpu"
     _detectors: dict[str, Detector] = field(default_factory=dict, repr=False)
     _outputs: dict[str, tuple[AnomalyOutput, float]] = field(default_factory=dict, repr=False)
 
@@ -57,7 +60,7 @@ class Session:
         if key not in self._detectors:
             ckpt = Path(self.data_dir) / "checkpoints" if self.data_dir else None
             self._detectors[key] = train_or_load(method, self.train, self.val, checkpoint_dir=ckpt,
-                                                 progress=progress, **cfg)
+                                                 progress=progress, device=self.device, **cfg)
         return self._detectors[key]
 
     def predict(self, method: str, split: str = "test", **overrides: Any) -> AnomalyOutput:
@@ -91,15 +94,18 @@ class Session:
 
 
 def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None = None,
-          contrast: str = "t2", progress: bool = True) -> Session:
+          contrast: str = "t2", progress: bool = True, device: str | None = "auto") -> Session:
     """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`.
 
     ``quick=False`` gives the classroom settings (:data:`featureae_lite.presets.CLASSROOM`: the
-    default cohort at 128 px with 40 % of the benchmark's training steps).
+    default cohort at 128 px with 40 % of the benchmark's training steps). ``device``: ``"auto"``
+    (a GPU if there is one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
     """
     from featureae_lite.benchmark import load_cohort_splits
+    from featureae_lite.device import resolve_device
 
+    where = str(resolve_device(device))  # fails before any work on a device this machine lacks
     data_dir = str(data_dir) if data_dir else None
     splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
     return Session(preset(quick if quick else "classroom"), seed, data_dir, splits["train"], splits["val"],
-                   splits["test"], splits["cohort"])
+                   splits["test"], splits["cohort"], where)

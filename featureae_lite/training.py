@@ -103,6 +103,7 @@ def fit(
     marks = set(checkpoints)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
+    device = detector.device  # the model's device; the data sets stay in CPU memory
     inputs = detector.prepare(images)
     val_images = _healthy_images(val)
     val_inputs = detector.prepare(val_images) if val_images is not None else None
@@ -124,7 +125,7 @@ def fit(
             order, pos = torch.randperm(len(inputs), generator=gen), 0
         idx = order[pos : pos + batch_size]
         pos += batch_size
-        loss = detector.loss(inputs[idx])
+        loss = detector.loss(inputs[idx].to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -165,8 +166,9 @@ def validation_loss(detector: Detector, inputs: torch.Tensor, batch_size: int = 
     """Mean loss over prepared validation inputs, in eval mode."""
     was = detector.training
     detector.eval()
+    device = detector.device
     total = sum(
-        float(detector.loss(inputs[i : i + batch_size])) * len(inputs[i : i + batch_size])
+        float(detector.loss(inputs[i : i + batch_size].to(device))) * len(inputs[i : i + batch_size])
         for i in range(0, len(inputs), batch_size)
     )
     detector.train(was)
@@ -199,6 +201,7 @@ def train_or_load(
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool = True,
     patience: int | None = None,
+    device: str | torch.device | None = "auto",
     **config: Any,
 ) -> Detector:
     """Load a matching checkpoint if one exists, otherwise train and save one.
@@ -215,6 +218,9 @@ def train_or_load(
         Training and validation data.
     checkpoint_dir : path-like, optional
         Folder of checkpoints; defaults to ``<data_dir>/checkpoints``.
+    device : str or torch.device
+        Where the model trains and predicts (:func:`featureae_lite.device.resolve_device`); the
+        checkpoint holds CPU tensors and its name does not depend on the device.
     **config
         Config overrides for :func:`create_detector`.
     """
@@ -223,6 +229,7 @@ def train_or_load(
     det = create_detector(method, **config)
     if not det.trainable:
         return det
+    det.to_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir else resolve_data_dir() / "checkpoints"
     key = json.dumps(
         {"method": method, "config": config_json(det.config), "data": data_fingerprint(train),
@@ -231,10 +238,10 @@ def train_or_load(
     )
     path = folder / f"{method}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
     if path.exists():
-        return load_detector(path, expect={"method": method})
+        return load_detector(path, expect={"method": method}).to_device(device)
     with writer_lock(path):  # a second process training the same model waits, then loads it
         if path.exists():
-            return load_detector(path, expect={"method": method})
+            return load_detector(path, expect={"method": method}).to_device(device)
         det.fit(train, val, progress=progress, patience=patience)
         det.save(path)
     return det

@@ -16,6 +16,7 @@ Trainable methods implement three hooks used by the shared training loop:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -200,6 +201,30 @@ class Detector(nn.Module):
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.config.warmup!r}")
         self.history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
 
+    # -- device ---------------------------------------------------------------------------
+    def frozen_modules(self) -> list[nn.Module]:
+        """Frozen helpers kept out of the module tree (so not in checkpoints), e.g. a pretrained
+        backbone; they follow the detector in :meth:`to_device`."""
+        return []
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the detector's weights (the CPU for a detector without any)."""
+        for t in itertools.chain(self.parameters(), self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+    def to_device(self, device: str | torch.device | None = "auto") -> Detector:
+        """Move the detector and its frozen helpers to ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``,
+        ``"mps"``; see :func:`featureae_lite.device.resolve_device`). Returns the detector."""
+        from featureae_lite.device import resolve_device
+
+        target = resolve_device(device)
+        self.to(target)
+        for module in self.frozen_modules():
+            module.to(target)
+        return self
+
     # -- hooks for the training loop ------------------------------------------------------
     def prepare(self, images: Tensor) -> Tensor:
         """Turn images (N, 1, H, W) into the tensors the network trains on (default: identity)."""
@@ -273,8 +298,10 @@ class Detector(nn.Module):
         self.check_images(images, brains)
         was_training = self.training
         self.eval()
+        dev = self.device  # batches go to the model's device, maps come back to the CPU
         maps = torch.cat(
-            [self.anomaly_map(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+            [self.anomaly_map(images[i : i + batch_size].to(dev)).to(images.device)
+             for i in range(0, len(images), batch_size)]
         ) if len(images) else images.new_zeros(images.shape)
         self.train(was_training)
         maps = postprocess(maps, brains, self.config.mask_brain, self.config.smooth_sigma)
@@ -283,8 +310,9 @@ class Detector(nn.Module):
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint with the method name, config, history and weights."""
         path = check_output_file(path, "checkpoint path")
+        weights = {k: v.detach().cpu() for k, v in self.state_dict().items()}  # loadable anywhere
         state = {"method": self.name, "config": dataclasses.asdict(self.config), "history": self.history,
-                 "state_dict": self.state_dict()}
+                 "state_dict": weights}
         with atomic_path(path) as tmp:  # a reader never finds a half-written checkpoint
             torch.save(state, tmp)
         return path

@@ -207,6 +207,9 @@ class DeepPerceptualAutoencoder(Detector):
     def normalise(self, feats: Tensor) -> Tensor:
         return (feats - self.feat_mean.view(1, -1, 1, 1)) / self.feat_std.view(1, -1, 1, 1)
 
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self.extractor]
+
     @torch.no_grad()
     def prepare(self, images: Tensor, batch_size: int = 64) -> Tensor:
         """Images and their cached raw features, packed as one (N, H·W + C·h·w) tensor.
@@ -258,8 +261,10 @@ class DeepPerceptualAutoencoder(Detector):
         self.check_images(images, brains)
         was_training = self.training
         self.eval()
-        parts = [self._map_and_score(images[i : i + batch_size],
-                                     None if brains is None else brains[i : i + batch_size])
+        dev = self.device
+        parts = [[t.to(images.device) for t in self._map_and_score(
+                     images[i : i + batch_size].to(dev),
+                     None if brains is None else brains[i : i + batch_size].to(dev))]
                  for i in range(0, len(images), batch_size)]
         self.train(was_training)
         maps = torch.cat([p[0] for p in parts]) if parts else images.new_zeros(images.shape)
@@ -270,6 +275,7 @@ class DeepPerceptualAutoencoder(Detector):
 
 def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None = None,
                            metric: str = "sample_auroc", method: str = "dpa", progress: bool = False,
+                           device: str | None = "auto",
                            **fixed: Any) -> tuple[Detector, list[dict[str, Any]]]:
     """The paper's protocol: pick hyperparameters with the labelled anomalies of ``val`` only.
 
@@ -291,6 +297,8 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
         ``"sample_auroc"``, ``"sample_ap"``, ``"pixel_ap"``.
     method : str
         Registered method to tune (DPA by default; any method works).
+    device : str
+        Where every grid point trains (:func:`featureae_lite.device.resolve_device`).
     **fixed
         Config fields shared by every grid point (``image_size``, ``seed``, …).
 
@@ -312,7 +320,7 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
     table, best, best_value = [], None, -math.inf
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values, strict=True))
-        det = create_detector(method, **fixed, **point)
+        det = create_detector(method, **fixed, **point).to_device(device)
         det.fit(train, progress=progress)
         value = metrics_from_output(det.predict(val.images, val.brains), val)[metric]
         table.append({**point, metric: value})

@@ -129,6 +129,9 @@ class FAE(Detector):
             memory_format=torch.channels_last
         )
 
+    def frozen_modules(self) -> list[nn.Module]:
+        return [self.extractor]
+
     @torch.no_grad()
     def prepare(self, images: Tensor, batch_size: int = 64) -> Tensor:
         """Frozen backbone features (N, C, H/4, W/4) of images (N, 1, H, W)."""
