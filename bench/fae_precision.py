@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", default=None, help="data folder (default: the package's)")
     args = parser.parse_args(argv)
 
-    from featureae_lite.benchmark import load_cohort_splits
+    from featureae_lite.data.splits import load_cohort_splits
 
     p = preset(args.quick)
     seconds = args.seconds or (20.0 if args.quick else 300.0)

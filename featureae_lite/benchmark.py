@@ -16,37 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.data.splits import DataSource, load_cohort_splits
 from featureae_lite.device import describe, resolve_device
 from featureae_lite.evaluation import METRIC_KEYS, evaluate
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.base import available_methods, create_detector, get_method
+from featureae_lite.models.base import applicable, available_methods, create_detector, get_method
 from featureae_lite.presets import preset
 from featureae_lite.training import config_json, train_or_load
 
 DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
-
-
-def load_cohort_splits(
-    data_dir: str | os.PathLike | None = None, quick: bool | str = False, seed: int = 0,
-    contrast: str = "t2", progress: bool = True,
-) -> dict[str, Any]:
-    """Synthesise (if needed) and load the train / val / test splits for a preset.
-
-    Returns
-    -------
-    dict
-        ``{"train": SliceData, "val": SliceData, "test": SliceData, "cohort": Path}``.
-    """
-    from featureae_lite.data import ensure_cohort, load_split
-
-    p = preset(quick)
-    cohort = ensure_cohort(data_dir, size=p.cohort_size, seed=seed, contrast=contrast,
-                           progress=progress)
-    kw = dict(cohort=cohort, image_size=p.image_size, slice_range=p.slice_range,
-              slice_step=p.slice_step, progress=progress)
-    out = {s: load_split(data_dir, s, **kw) for s in ("train", "val", "test")}
-    out["cohort"] = cohort
-    return out
 
 
 def run_benchmark(
@@ -60,6 +38,8 @@ def run_benchmark(
     retrain: bool = True,
     progress: bool = True,
     device: str | None = "auto",
+    source: DataSource | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train each method on the healthy train split and evaluate it on the test split.
 
@@ -78,6 +58,10 @@ def run_benchmark(
     device : str
         Where the models train and predict (:func:`featureae_lite.device.resolve_device`); the
         device is recorded in ``meta.json``.
+    source : DataSource, optional
+        Real data sets to train and test on (default: the synthetic cohort); recorded in ``meta.json``.
+    overrides : dict, optional
+        Config options given to every method that has them (e.g. ``{"backbone": "resnet18"}``).
 
     Returns
     -------
@@ -94,12 +78,12 @@ def run_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     p = preset(quick)
     began = time.perf_counter()
-    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
+    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress, source=source)
     results: dict[str, Any] = {}
     detectors = {}
     ckpt_dir = out_dir / "checkpoints"
     for m in methods:
-        cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m)}
+        cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m), **applicable(m, overrides or {})}
         start = time.perf_counter()
         if retrain:
             det = create_detector(m, **cfg).to_device(where).fit(splits["train"], splits["val"],
@@ -119,7 +103,7 @@ def run_benchmark(
             print(f"{m:>10}: pixel AP {res['pixel_ap']:.3f}  best Dice {res['best_dice']:.3f}  "
                   f"train {res['train_seconds']:.0f}s  infer {res['infer_slices_per_s']:.0f} slices/s")
     meta = {"preset": p.name, "seed": seed, "contrast": contrast,
-            "cohort": str(splits["cohort"]), "n_test_slices": len(splits["test"]),
+            "cohort": str(splits["cohort"]), "data": splits["source"], "n_test_slices": len(splits["test"]),
             "n_train_slices": len(splits["train"]), "known_methods": known,
             "wall_seconds": round(time.perf_counter() - began, 1), "torch_threads": torch.get_num_threads(),
             "device": describe(where)}

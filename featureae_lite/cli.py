@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from featureae_lite.device import resolve_device
 from featureae_lite.fileio import check_output_dir, check_output_file, write_atomic
 
 
@@ -25,12 +26,64 @@ def _whole(minimum: int):
     return parse
 
 
+def _add_run_options(p: argparse.ArgumentParser, presets: bool = True) -> None:
+    """``--device`` (and ``--preset``) of the commands that train or predict."""
+    p.add_argument("--device", default="auto",
+                   help="auto (a GPU if there is one, else the CPU) | cpu | cuda | cuda:N | mps")
+    if presets:
+        p.add_argument("--preset", choices=("quick", "classroom", "default", "paper"), default=None,
+                       help="sizes and budgets: quick (CI), classroom (notebooks on a laptop), default "
+                            "(2 CPU cores, the default), paper (the references' budgets, for a GPU); "
+                            "--quick = --preset quick")
+
+
+def _add_data_options(p: argparse.ArgumentParser, backbone: bool = True) -> None:
+    """Real data sets (default: the synthetic cohort for both) and, for training, the backbone."""
+    g = p.add_argument_group("real data (default: the synthetic cohort)")
+    g.add_argument("--train-data", default=None, metavar="DIR", help="healthy training subjects")
+    g.add_argument("--train-layout", choices=("synthetic", "ixi", "camcan"), default=None)
+    g.add_argument("--test-data", default=None, metavar="DIR", help="test subjects with lesion masks")
+    g.add_argument("--test-layout", choices=("synthetic", "brats", "atlas", "mslub"), default=None)
+    if backbone:
+        g = p.add_argument_group("feature backbone of fae and dpa")
+        g.add_argument("--backbone", choices=("efficientnet_lite0", "resnet18"), default=None)
+        g.add_argument("--weights", default=None, metavar="PATH",
+                       help="local state dict of the backbone (e.g. torchvision's ImageNet ResNet18)")
+
+
+def _source(args: argparse.Namespace):
+    """The DataSource of the real-data options, or None for the synthetic cohort."""
+    from featureae_lite.data.splits import DataSource
+
+    given = (args.train_data, args.train_layout, args.test_data, args.test_layout)
+    if not any(given):
+        return None
+    return DataSource(args.train_data, args.train_layout or ("ixi" if args.train_data else "synthetic"),
+                      args.test_data, args.test_layout or ("brats" if args.test_data else "synthetic"),
+                      args.contrast)
+
+
+def _backbone_options(args: argparse.Namespace) -> dict:
+    """Config overrides of ``--backbone`` / ``--weights`` (applied to the methods that have them)."""
+    if args.weights and not Path(args.weights).is_file():
+        raise ValueError(f"--weights {args.weights}: file not found")
+    return {k: v for k, v in (("backbone", args.backbone), ("weights_path", args.weights)) if v}
+
+
+def _preset_name(args: argparse.Namespace) -> str:
+    """The preset of ``--preset`` / ``--quick`` (a conflict between the two is an error)."""
+    if args.preset and args.quick and args.preset != "quick":
+        raise ValueError(f"--quick and --preset {args.preset} contradict each other; give one")
+    return args.preset or ("quick" if args.quick else "default")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small cohort, 64-px slices, few steps")
     p.add_argument("--seed", type=_whole(0), default=0, help="seed of the cohort and the models (≥ 0)")
     p.add_argument("--data", default=None,
                    help="data folder (default: $FEATUREAE_LITE_DATA, else data/ in the repo)")
-    p.add_argument("--contrast", choices=("t2", "t1", "flair"), default="t2")
+    p.add_argument("--contrast", "--modality", dest="contrast", choices=("t2", "t1", "flair"), default="t2",
+                   help="MR contrast: of the synthetic cohort, or the modality read from real data")
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -59,17 +112,20 @@ def cohort_summary(cohort: Path) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from featureae_lite.benchmark import load_cohort_splits
-    from featureae_lite.models.base import create_detector
+    from featureae_lite.data.splits import load_cohort_splits
+    from featureae_lite.models.base import applicable, create_detector
     from featureae_lite.presets import preset
 
-    p = preset(args.quick)
-    cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method)}
+    name = _preset_name(args)
+    p = preset(name)
+    cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method),
+           **applicable(args.method, _backbone_options(args))}
     if args.steps is not None:
         cfg["steps"] = args.steps
-    det = create_detector(args.method, **cfg)  # fails fast on an unknown method
+    det = create_detector(args.method, **cfg).to_device(args.device)  # fails fast on bad input
+    source = _source(args)
     out = check_output_file(args.out or f"checkpoints/{args.method}.pt")  # before minutes of training
-    splits = load_cohort_splits(args.data, args.quick, args.seed, args.contrast)
+    splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source)
     det.fit(splits["train"], splits["val"])
     det.save(out)
     print(f"{args.method}: trained in {det.history.get('train_seconds', 0):.1f} s → {out}")
@@ -77,20 +133,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from featureae_lite.benchmark import load_cohort_splits
+    from featureae_lite.data.splits import load_cohort_splits
     from featureae_lite.evaluation import METRIC_KEYS, evaluate
     from featureae_lite.models.base import load_detector
     from featureae_lite.presets import preset
 
-    det = load_detector(args.checkpoint)
+    name = _preset_name(args)
+    det = load_detector(args.checkpoint).to_device(args.device)
+    source = _source(args)
     if args.out:
         check_output_file(args.out)
-    size = preset(args.quick).image_size
+    size = preset(name).image_size
     if det.config.image_size != size:
         raise ValueError(f"{args.checkpoint} expects {det.config.image_size}-px slices but the "
-                         f"{'quick' if args.quick else 'default'} preset gives {size} px; "
-                         "pass --quick exactly when the model was trained with it")
-    splits = load_cohort_splits(args.data, args.quick, args.seed, args.contrast)
+                         f"{name} preset gives {size} px; pass the --preset (or --quick) the model "
+                         "was trained with")
+    splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source)
     res = evaluate(det, splits["test"], splits["val"])
     for k in METRIC_KEYS:
         print(f"{k:>14}: {res[k]:.4f}")
@@ -115,10 +173,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     from featureae_lite.benchmark import run_benchmark
 
     methods = _methods(args.methods)
+    name, source, overrides = _preset_name(args), _source(args), _backbone_options(args)
+    resolve_device(args.device)
     check_output_dir(args.out)
     start = time.perf_counter()
-    run_benchmark(methods, args.out, quick=args.quick, seed=args.seed, data_dir=args.data,
-                  contrast=args.contrast)
+    run_benchmark(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
+                  contrast=args.contrast, device=args.device, source=source, overrides=overrides)
     print((Path(args.out) / "results.md").read_text())
     print(f"benchmark finished in {time.perf_counter() - start:.0f} s; results in {args.out}")
     return 0
@@ -128,11 +188,14 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     from featureae_lite.curves import learning_curves
 
     methods = _methods(args.methods)
+    name, source = _preset_name(args), _source(args)
+    overrides = {**({"schedule": args.schedule} if args.schedule else {}), **_backbone_options(args)}
+    resolve_device(args.device)
     check_output_dir(args.out)
-    overrides = {"schedule": args.schedule} if args.schedule else None
     start = time.perf_counter()
-    learning_curves(methods, args.out, quick=args.quick, seed=args.seed, data_dir=args.data,
-                    contrast=args.contrast, steps=args.steps, points=args.points, overrides=overrides)
+    learning_curves(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
+                    contrast=args.contrast, steps=args.steps, points=args.points, overrides=overrides,
+                    device=args.device, source=source)
     print((Path(args.out) / "curves.md").read_text())
     print(f"curves finished in {time.perf_counter() - start:.0f} s; curves.json, curves.md and "
           f"curves.png in {args.out}")
@@ -151,7 +214,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
         if not (d / "index.md").is_file():
             raise ValueError(f"--from {d}: not a finished notebook run folder (no index.md)")
     run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed,
-                            threads=args.threads)
+                            threads=args.threads, device=args.device)
     print((run_dir / "index.md").read_text())
     print(f"executed in {time.perf_counter() - start:.0f} s → {run_dir}")
     status = 0
@@ -180,7 +243,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 def _cmd_assignments_make(args: argparse.Namespace) -> int:
     from featureae_lite.assignments import make_assignments
 
-    written = make_assignments(args.out)
+    written = make_assignments(args.out, force=args.force)
     print(f"{len(written)} student notebooks written to {args.out}:")
     for path in written:
         print(f"  {path.name}")
@@ -190,7 +253,9 @@ def _cmd_assignments_make(args: argparse.Namespace) -> int:
 def _cmd_assignments_grade(args: argparse.Namespace) -> int:
     from featureae_lite.assignments import grade, report_table
 
-    reports = grade(args.notebooks, args.out, time_limit=args.time_limit, data_dir=args.data)
+    reports = grade(args.notebooks, args.out, time_limit=args.time_limit, data_dir=args.data,
+                    memory_limit_mb=args.memory_limit, file_size_limit_mb=args.file_size_limit,
+                    process_limit=args.process_limit)
     print(report_table(reports))
     if args.out:
         print(f"report written to {args.out}")
@@ -234,18 +299,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_whole(1), default=None, help="training steps (default: the preset's)")
     p.add_argument("--out", default=None, help="checkpoint path (default checkpoints/METHOD.pt)")
     _add_common(p)
+    _add_run_options(p)
+    _add_data_options(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on the test split")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", default=None, help="write the metrics as JSON")
     _add_common(p)
+    _add_run_options(p)
+    _add_data_options(p, backbone=False)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("benchmark", help="train and evaluate several methods")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--out", required=True)
     _add_common(p)
+    _add_run_options(p)
+    _add_data_options(p)
     p.set_defaults(func=_cmd_benchmark)
 
     p = sub.add_parser("curves", help="learning curves: pixel AP vs training steps and seconds")
@@ -257,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
                    help="override every method's learning-rate schedule")
     _add_common(p)
+    _add_run_options(p)
+    _add_data_options(p)
     p.set_defaults(func=_cmd_curves)
 
     p = sub.add_parser("notebooks", help="execute the notebook sequence headless (papermill)")
@@ -271,22 +344,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_whole(1), default=None,
                    help="torch threads of the notebook kernels (default: all cores)")
     _add_common(p)
+    _add_run_options(p, presets=False)
     p.set_defaults(func=_cmd_notebooks)
 
     p = sub.add_parser("assignments", help="classroom assignments: student versions and autograding")
     actions = p.add_subparsers(dest="action", required=True)
     q = actions.add_parser("make", help="write student notebooks (solutions replaced by TODO stubs)")
     q.add_argument("--out", required=True, help="folder for the student notebooks")
+    q.add_argument("--force", action="store_true",
+                   help="overwrite student notebooks already in --out (a student's work)")
     q.set_defaults(func=_cmd_assignments_make)
     q = actions.add_parser("grade", help="execute submissions (QUICK) and report every exercise")
     q.add_argument("notebooks", nargs="+", help="submitted notebooks")
     q.add_argument("--out", default=None, help="write the report as JSON")
-    q.add_argument("--time-limit", type=float, default=900, help="seconds per notebook (default 900)")
-    q.add_argument("--data", default=None, help="data folder for the QUICK cohort and checkpoints")
+    q.add_argument("--time-limit", type=float, default=900,
+                   help="seconds per cell; a notebook gets this plus 30 s (default 900)")
+    q.add_argument("--data", default=None,
+                   help="data folder with the QUICK cohort (each submission works on its own copy)")
+    q.add_argument("--memory-limit", type=int, default=6144, metavar="MB",
+                   help="memory per process of a submission (default 6144)")
+    q.add_argument("--file-size-limit", type=int, default=1024, metavar="MB",
+                   help="largest file a submission may write (default 1024)")
+    q.add_argument("--process-limit", type=int, default=256, metavar="N",
+                   help="processes and threads a submission may start (default 256)")
     q.set_defaults(func=_cmd_assignments_grade)
 
     p = sub.add_parser("main", help="the README's main job: cohort + the whole notebook sequence")
     _add_common(p)
+    _add_run_options(p, presets=False)
     p.set_defaults(func=_cmd_main)
     return parser
 

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from featureae_lite.data.splits import DataSource
 from featureae_lite.evaluation import evaluate_output
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.base import create_detector, get_method
+from featureae_lite.models.base import applicable, create_detector, get_method
 from featureae_lite.presets import preset
 from featureae_lite.training import config_json
 
@@ -56,6 +57,7 @@ def learning_curves(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     device: str | None = "auto",
+    source: DataSource | None = None,
 ) -> dict[str, Any]:
     """Train each method once and evaluate it at ``points`` step counts.
 
@@ -72,9 +74,12 @@ def learning_curves(
     points : int
         Evaluations per method, evenly spaced.
     overrides : dict, optional
-        Config overrides applied to every trainable method (e.g. ``{"schedule": "constant"}``).
+        Config overrides applied to every trainable method that has the option (e.g.
+        ``{"schedule": "constant"}``, ``{"backbone": "resnet18"}``).
     device : str
         Where the models train (:func:`featureae_lite.device.resolve_device`).
+    source : DataSource, optional
+        Real data sets (default: the synthetic cohort).
 
     Returns
     -------
@@ -82,7 +87,7 @@ def learning_curves(
         ``{"meta": {...}, "methods": {method: {"config": ..., "points": [...]}}}``; each point holds
         ``step``, ``train_seconds``, ``pixel_ap``, ``per_type`` (type → pixel AP) and ``val_loss``.
     """
-    from featureae_lite.benchmark import load_cohort_splits
+    from featureae_lite.data.splits import load_cohort_splits
     from featureae_lite.device import describe, resolve_device
 
     for m in methods:
@@ -91,18 +96,20 @@ def learning_curves(
         raise ValueError("no method given")
     where = resolve_device(device)
     p = preset(quick)
-    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
+    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress, source=source)
     test = splits["test"]
     result: dict[str, Any] = {"meta": {"preset": p.name, "seed": seed,
                                        "contrast": contrast, "n_train_slices": len(splits["train"]),
-                                       "n_test_slices": len(test), "device": describe(where)},
+                                       "n_test_slices": len(test), "device": describe(where),
+                                       "data": splits["source"]},
                               "methods": {}}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for m in methods:
         cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m)}
         if get_method(m).trainable:
-            det = create_detector(m, **{**cfg, **(overrides or {}), **({"steps": steps} if steps else {})})
+            det = create_detector(m, **{**cfg, **applicable(m, overrides or {}),
+                                        **({"steps": steps} if steps else {})})
             det.to_device(where)
             marks = checkpoint_steps(det.config.steps, points)
             pts: list[dict[str, Any]] = []

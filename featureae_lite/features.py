@@ -61,7 +61,13 @@ def _resnet18(pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Mo
 
     net = resnet18(weights=None)
     if weights_path is not None:
-        net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        if not Path(weights_path).is_file():
+            raise ValueError(f"backbone weights not found: {weights_path}")
+        try:
+            net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        except Exception as err:  # not a state dict, or another network's
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(f"{weights_path}: not a ResNet18 state dict ({first})") from err
     elif pretrained:
         weights = ResNet18_Weights.IMAGENET1K_V1
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name

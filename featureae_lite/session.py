@@ -101,7 +101,7 @@ def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None
     default cohort at 128 px with 40 % of the benchmark's training steps). ``device``: ``"auto"``
     (a GPU if there is one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
     """
-    from featureae_lite.benchmark import load_cohort_splits
+    from featureae_lite.data.splits import load_cohort_splits
     from featureae_lite.device import resolve_device
 
     where = str(resolve_device(device))  # fails before any work on a device this machine lacks

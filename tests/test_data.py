@@ -177,3 +177,69 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
     assert resolve_data_dir(tmp_path / "a") == (tmp_path / "a").resolve()
     monkeypatch.setenv("FEATUREAE_LITE_DATA", str(tmp_path / "env"))
     assert resolve_data_dir() == (tmp_path / "env").resolve()
+
+
+def _real_layout_folders(root, cohort):
+    """An IXI-style healthy folder and a BraTS-style folder (label maps 1/2/4) from a T1 cohort."""
+    import pandas as pd
+
+    man = pd.read_csv(cohort / "manifest.csv")
+    for row in man.itertuples():
+        base = cohort / row.subject_id / row.subject_id
+        img = nib.load(f"{base}_t1.nii.gz")
+        if row.anomaly_type == "healthy":
+            folder = root / "IXI_LIKE" / f"IXI{row.Index:03d}"
+            folder.mkdir(parents=True)
+            nib.save(img, folder / f"IXI{row.Index:03d}_t1.nii.gz")
+            nib.save(nib.load(f"{base}_brainmask.nii.gz"), folder / f"IXI{row.Index:03d}_brainmask.nii.gz")
+        else:
+            case = f"BraTS2021_{row.Index:05d}"
+            folder = root / "BRATS_LIKE" / case
+            folder.mkdir(parents=True)
+            nib.save(img, folder / f"{case}_t1.nii.gz")
+            lesion = np.asarray(nib.load(f"{base}_seg.nii.gz").dataobj) > 0
+            labels = np.zeros(lesion.shape, np.uint8)
+            labels[lesion] = 4  # enhancing
+            labels[lesion & (np.arange(lesion.shape[0]) % 2 == 0)[:, None, None]] = 2  # edema
+            labels[lesion & (np.arange(lesion.shape[1]) % 3 == 0)[None, :, None]] = 1  # necrosis
+            nib.save(nib.Nifti1Image(labels, img.affine), folder / f"{case}_seg.nii.gz")
+    return root / "IXI_LIKE", root / "BRATS_LIKE"
+
+
+@pytest.mark.slow
+def test_benchmark_on_real_layout_folders_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from featureae_lite.cli import main
+    from featureae_lite.data.splits import DataSource, load_cohort_splits
+
+    cohort = synthesize_cohort(tmp_path / "src", size="tiny", contrast="t1", progress=False)
+    ixi, brats = _real_layout_folders(tmp_path, cohort)
+    source = DataSource(str(ixi), "ixi", str(brats), "brats", "t1")
+    splits = load_cohort_splits(tmp_path / "d", "quick", source=source, progress=False)
+    assert set(splits["train"].anomaly_types) == {"healthy"} and splits["test"].masks.sum() > 0
+    subjects = {k: set(splits[k].subject_ids) for k in ("train", "val", "test")}
+    assert not subjects["train"] & subjects["val"] and not subjects["val"] & subjects["test"]
+    assert {t for t in splits["val"].anomaly_types} == {"healthy", "tumor"}  # one held-out case each
+    again = load_cohort_splits(tmp_path / "d", "quick", source=source, progress=False, seed=0)
+    assert {k: set(again[k].subject_ids) for k in subjects} == subjects  # reproducible by subject
+
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--quick", "--methods", "threshold,ae_l1", "--train-data", str(ixi),
+            "--train-layout", "ixi", "--test-data", str(brats), "--test-layout", "brats",
+            "--modality", "t1", "--data", str(tmp_path / "d"), "--out", str(out)]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["ae_l1"]["per_type"]) == {"tumor"} and 0 <= results["ae_l1"]["pixel_ap"] <= 1
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["data"]["train_layout"] == "ixi" and meta["data"]["test_data"] == str(brats.resolve())
+    assert meta["data"]["modality"] == "t1" and meta["preset"] == "quick"
+
+    # layout mismatches: one clear line naming the folder and the pattern
+    (next(brats.iterdir()) / f"{next(brats.iterdir()).name}_seg.nii.gz").unlink()
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "no lesion mask matching *_seg.nii.gz (layout 'brats' needs one" in capsys.readouterr().err
+    argv[argv.index("t1")] = "flair"
+    assert main(argv) == 2
+    assert "no subject found in" in capsys.readouterr().err

@@ -240,7 +240,8 @@ def test_upper_case_modality_in_file_names_is_found(tmp_path):
 def test_a_folder_without_a_matching_image_is_reported(tmp_path):
     root = _brats(tmp_path)
     _write(root / "case2" / "case2_flair.nii.gz", np.ones((4, 4, 4)))
-    with pytest.warns(UserWarning, match=r"case2: skipped, no t2 image matching \*_t2.nii.gz"):
+    skipped = r"1 subject folder\(s\) skipped \(case2\): no t2 image matching \*_t2.nii.gz"
+    with pytest.warns(UserWarning, match=skipped):
         recs = discover_subjects(root, "brats", "t2")
     assert [r.subject_id for r in recs] == ["case1"]
 

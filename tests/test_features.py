@@ -77,3 +77,19 @@ def test_folded_batchnorm_gives_the_same_features(backbone, monkeypatch):
     monkeypatch.setattr(features, "_fold_batchnorm", lambda net, backbone: None)
     plain = FeatureExtractor(backbone, pretrained=False)
     torch.testing.assert_close(folded(x), plain(x), atol=1e-4, rtol=1e-4)
+
+
+def test_local_resnet18_weights_load_offline_and_bad_files_are_named(tmp_path):
+    from torchvision.models import resnet18
+
+    from featureae_lite.models.base import create_detector
+
+    net = resnet18(weights=None)
+    path = tmp_path / "resnet18_imagenet.pth"
+    torch.save(net.state_dict(), path)
+    det = create_detector("fae", backbone="resnet18", weights_path=str(path), image_size=64)
+    assert torch.equal(det.extractor.net.fc.weight, net.fc.weight)  # the local file's weights
+    (tmp_path / "other.pth").write_bytes(b"not a state dict")
+    with pytest.raises(ValueError, match="other.pth: not a ResNet18 state dict"):
+        create_detector("dpa", backbone="resnet18", weights_path=str(tmp_path / "other.pth"),
+                        layers=("layer0", "layer1"), image_size=64)

@@ -49,6 +49,15 @@ class SliceData:
     def __len__(self) -> int:
         return len(self.images)
 
+    @classmethod
+    def concat(cls, parts: list[SliceData]) -> SliceData:
+        """One SliceData holding the slices of ``parts`` in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
+                   torch.cat([p.brains for p in parts]), [s for p in parts for s in p.subject_ids],
+                   [t for p in parts for t in p.anomaly_types], [z for p in parts for z in p.slice_indices])
+
     def subset(self, indices) -> SliceData:
         """A new SliceData with the slices at ``indices`` (list of int)."""
         idx = list(indices)
@@ -126,7 +135,7 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
                cohort: str | os.PathLike | None = None, layout: str = "synthetic", modality: str = "t2",
                image_size: int = 128, slice_range: tuple[int, int] = (55, 135), slice_step: int = 1,
                equalize: bool = True, cache: bool = True, progress: bool = True,
-               size: str = "default", seed: int = 0) -> SliceData:
+               size: str = "default", seed: int = 0, subjects: list[str] | None = None) -> SliceData:
     """Preprocessed slices of one split.
 
     Parameters
@@ -144,6 +153,9 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
         See :func:`~featureae_lite.data.preprocess.preprocess_volume`.
     cache : bool
         Store / reuse the preprocessed split under ``<data_dir>/cache``.
+    subjects : list of str, optional
+        Keep only these subject ids (a by-subject split of a real data set); an id that is not
+        found raises ValueError.
 
     Returns
     -------
@@ -156,6 +168,11 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
 
         cohort = ensure_cohort(data_dir, size=size, seed=seed, contrast=modality, progress=progress)
     records = discover_subjects(cohort, layout, modality, split)
+    if subjects is not None:
+        missing = sorted(set(subjects) - {r.subject_id for r in records})
+        if missing:
+            raise ValueError(f"{cohort}: subject(s) {missing} not found (layout {layout!r}, {modality})")
+        records = [r for r in records if r.subject_id in set(subjects)]
     args = {"image_size": image_size, "slice_range": list(slice_range), "slice_step": slice_step,
             "equalize": equalize, "layout": layout, "split": split}
     path = cache_dir(data_dir) / f"{split}_{_cache_key(records, args)}.pt"

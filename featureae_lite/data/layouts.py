@@ -100,20 +100,22 @@ def discover_subjects(root: str | os.PathLike, layout: str = "synthetic", modali
         records = _synthetic(root, split)
     else:
         img_pats, mask_pats, brain_pats, kind, labels = LAYOUTS[layout]
-        records = []
+        records, skipped = [], []
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             image = _first(folder, img_pats, modality, exclude=mask_pats + brain_pats)
             if image is None:
                 if any(_matches(p.name, "*.nii*") for p in folder.iterdir()):
-                    wanted = ", ".join(p.format(m=modality, M=modality.upper()) for p in img_pats)
-                    warnings.warn(f"{folder}: skipped, no {modality} image matching {wanted} "
-                                  f"(layout {layout!r}; file names are matched case-insensitively)",
-                                  stacklevel=2)
+                    skipped.append(folder.name)
                 continue
             mask = _first(folder, mask_pats, modality) if mask_pats else None
             brain = _first(folder, brain_pats, modality) if brain_pats else None
             records.append(SubjectRecord(folder.name, image, mask, brain, split or "test",
                                          kind if mask is not None else "healthy", labels))
+        if skipped:
+            wanted = ", ".join(p.format(m=modality, M=modality.upper()) for p in img_pats)
+            warnings.warn(f"{root}: {len(skipped)} subject folder(s) skipped ({', '.join(skipped[:3])}"
+                          f"{', …' if len(skipped) > 3 else ''}): no {modality} image matching {wanted} "
+                          f"(layout {layout!r}; names are matched case-insensitively)", stacklevel=2)
     if not records:
         raise ValueError(f"no subject found in {root} for layout {layout!r}, modality {modality!r}"
                          + (f", split {split!r}" if split else "") + " (see data/README.md)")

@@ -120,6 +120,13 @@ def get_method(name: str) -> type[Detector]:
     return REGISTRY[name]
 
 
+def applicable(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` that are config fields of method ``name`` (e.g. ``backbone`` for
+    fae and dpa, nothing for ae_l1)."""
+    fields = {f.name for f in dataclasses.fields(get_method(name).config_class)}
+    return {k: v for k, v in options.items() if k in fields}
+
+
 def create_detector(name: str, **overrides: Any) -> Detector:
     """Build a detector by name with config fields overridden by keyword.
 

@@ -69,8 +69,9 @@ class DPAConfig(DetectorConfig):
         Channels per level; a 2**len(widths) downsampling.
     latent_dim : int
         Dense latent size; 0 = spatial latent (widths[-1] × H/2**L × W/2**L).
-    backbone, layers, pretrained
-        Feature extractor f (see :class:`featureae_lite.features.FeatureExtractor`).
+    backbone, layers, pretrained, weights_path
+        Feature extractor f (see :class:`featureae_lite.features.FeatureExtractor`; ``weights_path``
+        "" = the packaged / cached weights).
     perceptual_size : int
         Side at which f sees x and x̂ (0 = image size); must be divisible by 32.
     std_floor : float
@@ -85,6 +86,7 @@ class DPAConfig(DetectorConfig):
     backbone: str = "efficientnet_lite0"
     layers: tuple[str, ...] | None = ("stem", "block0", "block2", "block4")
     pretrained: bool = True
+    weights_path: str = ""
     perceptual_size: int = 64
     std_floor: float = 0.1
     image_score: str = "relative_perceptual"
@@ -180,7 +182,7 @@ class DeepPerceptualAutoencoder(Detector):
         if c.perceptual_size % 32:
             raise ValueError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
         extractor = FeatureExtractor(c.backbone, layers=tuple(c.layers) if c.layers else None,
-                                     pretrained=c.pretrained)
+                                     pretrained=c.pretrained, weights_path=c.weights_path or None)
         object.__setattr__(self, "extractor", extractor)  # frozen: not in checkpoints
         self.net = PerceptualAutoencoder(c.image_size, tuple(c.widths), c.latent_dim)
         ch = extractor.out_channels

@@ -38,6 +38,9 @@ class FAEConfig(DetectorConfig):
         Backbone layers to concatenate; None = the extractor's default (resnet18: layer0-2).
     pretrained : bool
         ImageNet weights (True) or a fixed random initialisation (the paper's ablation).
+    weights_path : str
+        A local backbone state dict (e.g. torchvision's ImageNet ResNet18 ``.pth``) instead of the
+        packaged / cached weights; empty = those.
     hidden_dims : tuple of int
         Encoder widths.
     dropout : float
@@ -55,6 +58,7 @@ class FAEConfig(DetectorConfig):
     backbone: str = "efficientnet_lite0"
     layers: tuple[str, ...] | None = None
     pretrained: bool = True
+    weights_path: str = ""
     hidden_dims: tuple[int, ...] = (100, 150, 200, 300)
     dropout: float = 0.1
     loss: str = "ssim"
@@ -120,7 +124,8 @@ class FAE(Detector):
         if c.precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {c.precision!r}")
         extractor = FeatureExtractor(
-            c.backbone, layers=tuple(c.layers) if c.layers else None, pretrained=c.pretrained
+            c.backbone, layers=tuple(c.layers) if c.layers else None, pretrained=c.pretrained,
+            weights_path=c.weights_path or None,
         )
         # Kept out of the module tree: frozen weights ship with the backbone, not the checkpoint.
         object.__setattr__(self, "extractor", extractor)
