@@ -59,13 +59,26 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     return path
 
 
-def _writable_folder(folder: Path, option: str) -> None:
+def make_folder(folder: str | os.PathLike, option: str) -> Path:
+    """Create ``folder`` (and its parents) if needed; returns it.
+
+    Raises
+    ------
+    ValueError
+        ``folder`` is a file or cannot be created; the message names ``option`` (e.g. ``--out``).
+    """
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option} {folder}: is a file, expected a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"{option} {folder}: cannot create this folder ({err.strerror})") from err
+    return folder
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    make_folder(folder, option)
     try:  # a real write: also catches read-only mounts, where os.access can say yes (root)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
         os.close(fd)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from featureae_lite.fileio import make_folder
+
 ENV_VAR = "FEATUREAE_LITE_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,14 +43,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         path = REPO_ROOT / "data"
     else:
         path = Path.home() / "featureae_lite_data"
-    path = path.expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"data folder {path}: is a file, expected a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"data folder {path}: cannot create it ({err.strerror})") from err
-    return path
+    return make_folder(path.expanduser().resolve(), "data folder")
 
 
 def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
