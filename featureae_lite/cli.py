@@ -203,10 +203,12 @@ def _cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from featureae_lite.notebooks import check_run, record_expected, run_notebooks
+    from featureae_lite.notebooks import check_run, record_expected, run_notebooks, writable_expected_file
 
     start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",")] if args.only else None
+    if getattr(args, "record_expected", False):
+        writable_expected_file()  # before the run: an installed package's copy is read-only
     if args.out:
         check_output_dir(args.out)
     earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]

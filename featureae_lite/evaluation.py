@@ -1,6 +1,8 @@
 """Run a detector over a split and compute the metrics table, overall and per anomaly type.
 
-Protocol (stated in every result, see METHODS.md "pitfalls"):
+Protocol (stated in every result; the choices and their pitfalls follow Meissen et al., "Unsupervised
+Anomaly Localization with Structural Feature-Autoencoders", BrainLes @ MICCAI 2022, and Lagogiannis et
+al., "Unsupervised Pathology Detection: A Deep Dive Into the State of the Art", IEEE TMI 2024):
 
 * all test slices pooled (not per volume);
 * pixel metrics restricted to brain pixels (``brain_masked=True``, the default) — the unmasked
@@ -26,7 +28,6 @@ from torch import Tensor
 
 from featureae_lite.metrics import (
     best_dice,
-    dice_iou_at_threshold,
     pixel_and_sample_metrics,
     sample_metrics,
     subset_curve_metrics,
@@ -179,10 +180,3 @@ def output_from_maps(maps: Tensor, brains: Tensor | None, rule: str = "top10_mea
     """Brain-mask raw maps (N, 1, H, W) and derive image scores with the shared rule."""
     maps = postprocess(maps, brains, mask_brain=brains is not None)
     return AnomalyOutput(maps, image_scores(maps, brains, rule))
-
-
-def dice_at(out: AnomalyOutput, data, threshold: float, brain_masked: bool = True) -> float:
-    """Dice of the maps binarised at ``threshold`` (used by the threshold-slider widget)."""
-    keep = data.brains > 0 if brain_masked else torch.ones_like(data.masks, dtype=torch.bool)
-    dice, _ = dice_iou_at_threshold(out.maps[keep].numpy(), data.masks[keep].numpy() > 0, threshold)
-    return float(dice)

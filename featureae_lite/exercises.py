@@ -89,7 +89,7 @@ def exercise(notebook: str, task: str) -> Callable:
     return wrap
 
 
-def evaluate(name: str, answer: Any) -> Feedback:
+def feedback(name: str, answer: Any) -> Feedback:
     """Run the checker of exercise ``name`` on ``answer`` and return the :class:`Feedback`."""
     if name not in EXERCISES:
         raise ValueError(f"unknown exercise {name!r}; known exercises: {', '.join(EXERCISES)}")
@@ -112,14 +112,14 @@ def evaluate(name: str, answer: Any) -> Feedback:
 
 def check(name: str, answer: Any) -> Feedback:
     """Check ``answer`` for exercise ``name`` and display the feedback (never raises for bad answers)."""
-    feedback = evaluate(name, answer)
+    result = feedback(name, answer)
     try:
         from IPython.display import display
 
-        display(feedback)
+        display(result)
     except ImportError:  # plain Python: print instead
-        print(feedback.text())
-    return feedback
+        print(result.text())
+    return result
 
 
 # -- helpers for checkers ------------------------------------------------------------------------

@@ -20,10 +20,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from featureae_lite.data.paths import REPO_ROOT
+from featureae_lite.data.paths import source_checkout
 from featureae_lite.fileio import write_atomic
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+def _course_dir() -> Path:
+    """``notebooks/`` of a source checkout; in an installed package the same files are the package data
+    of ``featureae_lite.course`` (pyproject.toml maps that package to the ``notebooks/`` folder)."""
+    checkout = source_checkout()
+    return checkout / "notebooks" if checkout is not None else Path(__file__).resolve().parent / "course"
+
+
+NOTEBOOK_DIR = _course_dir()
 EXPECTED_FILE = NOTEBOOK_DIR / "expected_figures.json"
 # Quiet kernels: ipykernel warns at every start that its loopback TCP is unencrypted and may log a
 # KeyboardInterrupt at shutdown. Errors of cells still reach the executed notebook.
@@ -53,8 +61,36 @@ def record_figures(name: str, figures: dict[str, float], output_dir: str | os.Pa
 
 
 def list_notebooks(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
-    """The numbered notebooks of the sequence, in order."""
+    """The numbered notebooks of the sequence, in order.
+
+    Raises
+    ------
+    FileNotFoundError
+        The notebooks folder is missing (an install without its package data).
+    """
+    if not NOTEBOOK_DIR.is_dir():
+        raise FileNotFoundError(f"course notebooks not found: {NOTEBOOK_DIR} is missing "
+                                "(reinstall featureae_lite, or run from a source checkout)")
     return sorted(NOTEBOOK_DIR.glob(pattern))
+
+
+def writable_expected_file(expected_file: str | os.PathLike = EXPECTED_FILE) -> Path:
+    """``expected_file`` as a Path, checked to be a file that may be rewritten.
+
+    The expected figures of an installed package are read-only package data; record new ones in a
+    source checkout (``pip install -e .``), whose ``notebooks/expected_figures.json`` is the file.
+
+    Raises
+    ------
+    ValueError
+        ``expected_file`` is the installed package's copy.
+    """
+    path = Path(expected_file).resolve()
+    package = Path(__file__).resolve().parent
+    if path.is_relative_to(package):
+        raise ValueError(f"{path}: the expected figures of an installed package are read-only package data; "
+                         "record them in a source checkout (pip install -e .) or pass another file")
+    return path
 
 
 def execute_notebook(path: Path, out_dir: Path, parameters: dict[str, Any], timeout: int = 1800) -> float:
@@ -137,7 +173,8 @@ def run_notebooks(
     import torch
     from tqdm.auto import tqdm
 
-    run_dir = Path(out) if out else REPO_ROOT / "runs" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = (source_checkout() or Path.cwd()) / "runs"  # installed package: runs/ in the current folder
+    run_dir = Path(out) if out else runs / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     books = [p for p in list_notebooks() if not only or any(p.name.startswith(o) for o in only)]
     if not books:
@@ -354,9 +391,14 @@ def record_expected(run_dirs: str | os.PathLike | list, quick: bool,
     Only notebooks recorded in *every* run are replaced; the others keep their bands. The
     section's ``_derivation`` names the runs (seed, threads, machine) and the rule. Returns the
     names of the notebooks updated.
+
+    Raises
+    ------
+    ValueError
+        ``expected_file`` is an installed package's read-only copy (see :func:`writable_expected_file`).
     """
     dirs = [Path(d) for d in (run_dirs if isinstance(run_dirs, list) else [run_dirs])]
-    expected_file = Path(expected_file)
+    expected_file = writable_expected_file(expected_file)
     expected = json.loads(expected_file.read_text()) if expected_file.exists() else {}
     section = expected.setdefault("quick" if quick else "classroom", {})
     names = sorted(set.intersection(*[{p.stem for p in d.glob("[0-9][0-9]_*.json")} for d in dirs]))

@@ -89,14 +89,14 @@ CLASSROOM = Preset(
     slice_step=2,
     train={m: {**o, "steps": o["steps"] * 2 // 5} for m, o in DEFAULT.train.items()},
 )
-# The papers' budgets, for a GPU (`--preset paper --device cuda`): every slice of the range (slice step
-# 1), and the reference code's shared config for FAE and the image-space autoencoders — Adam, lr 2e-4,
-# batch 32, 10 000 steps, float32 (../shared/METHODS.md, `fae/configs/base_config.py`). DPA: the
-# paper's lr 2e-3 without progressive growing and batch 128; the paper states no step count ("each
-# stage to convergence"), and 3000 steps is where our GPU sweep of DPA (lr 1e-3, batch 32) had
-# flattened (0.294 at 250 steps, 0.301 at 3000). ProxyAno and patchsim (AREPAS-style) state no budget;
-# 5000 steps at the methods' default lr is a generous bound chosen here, not a measured knee — run
-# `featureae-lite curves --preset paper` on the GPU to see where they flatten.
+# The papers' budgets, for a GPU (`--preset paper --device cuda`): every slice of the range (slice step 1),
+# and the reference code's shared config for FAE and the image-space autoencoders — Adam, lr 2e-4, batch 32,
+# 10 000 steps, float32 (Meissen et al., BrainLes 2022; `fae/configs/base_config.py` in the authors' code).
+# DPA (Shvetsova et al., IEEE Access 2021): the paper's lr 2e-3 without progressive growing and batch 128; the
+# paper states no step count ("each stage to convergence"), and 3000 steps is where our GPU sweep of DPA (lr
+# 1e-3, batch 32) had flattened (0.294 at 250 steps, 0.301 at 3000). ProxyAno and patchsim (AREPAS-style)
+# state no budget; 5000 steps at the methods' default lr is a generous bound chosen here, not a measured knee
+# — run `featureae-lite curves --preset paper` on the GPU to see where they flatten.
 REFERENCE = {"lr": 2e-4, "batch_size": 32, "steps": 10_000}
 PAPER = Preset(
     name="paper",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def gaussian_window(window_size: int, sigma: float, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -144,19 +144,3 @@ def ssim_components(
     struc = (cxy + c3) / (sx * sy + c3)
     return lum, con, struc
 
-
-def ssim_loss(x: Tensor, y: Tensor, **kwargs) -> Tensor:
-    """−mean SSIM, the FAE reference's loss (1 − mean SSIM has the same gradient)."""
-    return -ssim_map(x, y, **kwargs).mean()
-
-
-class SSIMLoss(nn.Module):
-    """Module form of :func:`ssim_loss`."""
-
-    def __init__(self, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> None:
-        super().__init__()
-        self.window_size, self.sigma, self.data_range = window_size, sigma, data_range
-
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """Scalar loss for (N, C, H, W) inputs."""
-        return ssim_loss(x, y, window_size=self.window_size, sigma=self.sigma, data_range=self.data_range)

@@ -17,7 +17,7 @@ from featureae_lite import assignments
 from featureae_lite.assignments import BEGIN, grade, make_assignments, report_table, student_version
 from featureae_lite.cli import main
 from featureae_lite.data.cohort import FIELDS, subject_files
-from featureae_lite.exercises import EXERCISES, evaluate
+from featureae_lite.exercises import EXERCISES, feedback
 from featureae_lite.notebooks import list_notebooks
 from featureae_lite.sandbox import _pids_cgroup
 
@@ -50,25 +50,25 @@ def test_reference_solutions_pass_and_stubs_say_not_attempted(path):
     assert all(any(f'check("{n}", {n})' in s for s in checks) for n in names)
     solved = _run_cells(cells)
     for name in names:
-        fb = evaluate(name, solved[name])
+        fb = feedback(name, solved[name])
         assert fb.passed, f"reference solution of {name}: {fb.message}"
     stubbed = _run_cells(_exercise_cells(student_version(nb)))
     for name in names:
-        fb = evaluate(name, stubbed[name])
+        fb = feedback(name, stubbed[name])
         assert fb.status == "not attempted" and "NotImplementedError" in fb.message
 
 
 def test_wrong_answers_get_specific_feedback():
-    fb = evaluate("l1_residual", lambda x, x_hat: x - x_hat)
+    fb = feedback("l1_residual", lambda x, x_hat: x - x_hat)
     assert fb.status == "failed" and "differs" in fb.message and "Hint" in fb.message
-    fb = evaluate("relative_perceptual_l1", lambda fx, fy: (fx - fy).abs().flatten(1).mean(1)
+    fb = feedback("relative_perceptual_l1", lambda fx, fy: (fx - fy).abs().flatten(1).mean(1)
                   / fx.abs().flatten(1).mean(1))
     assert fb.status == "failed" and "gradient" in fb.message
-    fb = evaluate("dice", lambda a, b: 1 / 0)
+    fb = feedback("dice", lambda a, b: 1 / 0)
     assert fb.status == "failed" and "ZeroDivisionError" in fb.message
-    assert evaluate("dice", 3).status == "failed"
+    assert feedback("dice", 3).status == "failed"
     with pytest.raises(ValueError, match="unknown exercise 'nope'"):
-        evaluate("nope", len)
+        feedback("nope", len)
 
 
 def test_student_versions_contain_no_solution_code(tmp_path):

@@ -19,6 +19,8 @@ from featureae_lite.data import (
 )
 from featureae_lite.data.paths import resolve_data_dir
 
+from helpers import write_nifti
+
 
 @pytest.fixture(scope="module")
 def subjects():
@@ -132,12 +134,6 @@ def test_preprocessing_square_resize_equalise_and_threshold():
         preprocess_volume(vol, lesion[:, :, :5], None)
 
 
-def _write(path, data, dtype=np.float32):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.asarray(data, dtype), np.eye(4)), str(path))
-    return path
-
-
 def test_real_data_layouts(tmp_path):
     rng = np.random.default_rng(0)
     vol = (rng.random((20, 24, 16)) + 0.5).astype(np.float32)
@@ -145,25 +141,25 @@ def test_real_data_layouts(tmp_path):
     seg[5:9, 5:9, 5:9] = 4  # BraTS labels 1, 2, 4
     seg[9:11, 5:9, 5:9] = 2
     for case in ("BraTS2021_00001", "BraTS2021_00002"):
-        _write(tmp_path / "brats" / case / f"{case}_t2.nii.gz", vol)
-        _write(tmp_path / "brats" / case / f"{case}_flair.nii.gz", vol)
-        _write(tmp_path / "brats" / case / f"{case}_seg.nii.gz", seg, np.uint8)
+        write_nifti(tmp_path / "brats" / case / f"{case}_t2.nii.gz", vol)
+        write_nifti(tmp_path / "brats" / case / f"{case}_flair.nii.gz", vol)
+        write_nifti(tmp_path / "brats" / case / f"{case}_seg.nii.gz", seg, np.uint8)
     recs = discover_subjects(tmp_path / "brats", "brats", "t2")
     assert [r.subject_id for r in recs] == ["BraTS2021_00001", "BraTS2021_00002"]
     assert recs[0].image_path.name.endswith("_t2.nii.gz") and recs[0].anomaly_type == "tumor"
     data = load_split(tmp_path, "test", cohort=tmp_path / "brats", layout="brats", image_size=32,
                       slice_range=(0, 16), progress=False)
     assert data.masks.sum() > 0 and len(data) == 32
-    _write(tmp_path / "ixi" / "IXI002" / "IXI002_t2.nii.gz", vol)
-    _write(tmp_path / "ixi" / "IXI002" / "IXI002_brainmask.nii.gz", np.ones_like(seg), np.uint8)
+    write_nifti(tmp_path / "ixi" / "IXI002" / "IXI002_t2.nii.gz", vol)
+    write_nifti(tmp_path / "ixi" / "IXI002" / "IXI002_brainmask.nii.gz", np.ones_like(seg), np.uint8)
     (rec,) = discover_subjects(tmp_path / "ixi", "ixi", "t2", split="train")
     assert rec.anomaly_type == "healthy" and rec.mask_path is None and rec.brain_mask_path is not None
-    _write(tmp_path / "atlas" / "r001" / "r001_T1w.nii.gz", vol)
-    _write(tmp_path / "atlas" / "r001" / "r001_lesion_mask.nii.gz", (seg > 0), np.uint8)
+    write_nifti(tmp_path / "atlas" / "r001" / "r001_T1w.nii.gz", vol)
+    write_nifti(tmp_path / "atlas" / "r001" / "r001_lesion_mask.nii.gz", (seg > 0), np.uint8)
     (rec,) = discover_subjects(tmp_path / "atlas", "atlas", "t1")
     assert rec.anomaly_type == "stroke" and rec.mask_path.name == "r001_lesion_mask.nii.gz"
-    _write(tmp_path / "mslub" / "p01" / "p01_flair.nii.gz", vol)
-    _write(tmp_path / "mslub" / "p01" / "p01_seg.nii.gz", (seg > 0), np.uint8)
+    write_nifti(tmp_path / "mslub" / "p01" / "p01_flair.nii.gz", vol)
+    write_nifti(tmp_path / "mslub" / "p01" / "p01_seg.nii.gz", (seg > 0), np.uint8)
     (rec,) = discover_subjects(tmp_path / "mslub", "mslub", "flair")
     assert rec.anomaly_type == "lesions"
 

@@ -26,11 +26,7 @@ from featureae_lite.data import discover_subjects, load_mask, load_split, load_v
 from featureae_lite.data.cohort import cohort_dir, is_complete, synthesize_cohort
 from featureae_lite.models.base import create_detector, load_detector
 
-
-def _write(path: Path, data, dtype=np.float32) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.asarray(data, dtype), np.eye(4)), str(path))
-    return path
+from helpers import write_nifti
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -143,8 +139,8 @@ def _brats(root: Path, image=None, seg=None, name="case1_t2.nii.gz") -> Path:
     rng = np.random.default_rng(0)
     vol = (rng.random((20, 24, 16)) + 0.5) if image is None else image
     mask = np.zeros((20, 24, 16), np.uint8) if seg is None else seg
-    _write(root / "brats" / "case1" / name, vol)
-    _write(root / "brats" / "case1" / "case1_seg.nii.gz", mask, np.uint8)
+    write_nifti(root / "brats" / "case1" / name, vol)
+    write_nifti(root / "brats" / "case1" / "case1_seg.nii.gz", mask, np.uint8)
     return root / "brats"
 
 
@@ -155,7 +151,7 @@ def _nan(shape=(4, 4, 4)):
 
 
 def _truncated(path: Path) -> Path:
-    good = _write(path.with_name("good.nii.gz"), np.ones((4, 4, 4)))
+    good = write_nifti(path.with_name("good.nii.gz"), np.ones((4, 4, 4)))
     path.write_bytes(good.read_bytes()[:40])
     return path
 
@@ -166,17 +162,18 @@ DATA_FAULTS = [
     ("corrupt NIfTI", lambda t: load_volume(_junk(t / "junk.nii.gz")), ValueError,
      "junk.nii.gz: not a readable NIfTI"),
     ("truncated NIfTI", lambda t: load_volume(_truncated(t / "trunc.nii.gz")), ValueError, "trunc.nii.gz"),
-    ("4-D volume", lambda t: load_volume(_write(t / "four.nii.gz", np.ones((4, 4, 4, 2)))), ValueError,
+    ("4-D volume", lambda t: load_volume(write_nifti(t / "four.nii.gz", np.ones((4, 4, 4, 2)))), ValueError,
      r"four.nii.gz: expected a 3-D volume, got shape \(4, 4, 4, 2\)"),
-    ("2-D volume", lambda t: load_volume(_write(t / "two.nii.gz", np.ones((4, 4)))), ValueError,
+    ("2-D volume", lambda t: load_volume(write_nifti(t / "two.nii.gz", np.ones((4, 4)))), ValueError,
      r"two.nii.gz: expected a 3-D volume, got shape \(4, 4\)"),
-    ("NaN in a volume", lambda t: load_volume(_write(t / "nan.nii.gz", _nan())), ValueError,
+    ("NaN in a volume", lambda t: load_volume(write_nifti(t / "nan.nii.gz", _nan())), ValueError,
      "nan.nii.gz: contains NaN"),
-    ("mask shape mismatch", lambda t: load_mask(_write(t / "small.nii.gz", np.ones((4, 4, 3))), (4, 4, 4)),
-     ValueError, r"small.nii.gz: mask shape \(4, 4, 3\) does not match image shape \(4, 4, 4\)"),
-    ("non-binary mask", lambda t: load_mask(_write(t / "soft.nii.gz", np.full((4, 4, 4), 0.5))), ValueError,
-     "soft.nii.gz: mask is not binary"),
-    ("non-integer label map", lambda t: load_mask(_write(t / "soft.nii.gz", np.full((4, 4, 4), 0.5)),
+    ("mask shape mismatch",
+     lambda t: load_mask(write_nifti(t / "small.nii.gz", np.ones((4, 4, 3))), (4, 4, 4)), ValueError,
+     r"small.nii.gz: mask shape \(4, 4, 3\) does not match image shape \(4, 4, 4\)"),
+    ("non-binary mask", lambda t: load_mask(write_nifti(t / "soft.nii.gz", np.full((4, 4, 4), 0.5))),
+     ValueError, "soft.nii.gz: mask is not binary"),
+    ("non-integer label map", lambda t: load_mask(write_nifti(t / "soft.nii.gz", np.full((4, 4, 4), 0.5)),
                                                   labels=True), ValueError, "soft.nii.gz: .*non-integer"),
     ("all-zero image", lambda t: load_split(t, "test", cohort=_brats(t, image=np.zeros((20, 24, 16))),
                                             layout="brats", image_size=16, slice_range=(0, 16),
@@ -239,7 +236,7 @@ def test_upper_case_modality_in_file_names_is_found(tmp_path):
 
 def test_a_folder_without_a_matching_image_is_reported(tmp_path):
     root = _brats(tmp_path)
-    _write(root / "case2" / "case2_flair.nii.gz", np.ones((4, 4, 4)))
+    write_nifti(root / "case2" / "case2_flair.nii.gz", np.ones((4, 4, 4)))
     skipped = r"1 subject folder\(s\) skipped \(case2\): no t2 image matching \*_t2.nii.gz"
     with pytest.warns(UserWarning, match=skipped):
         recs = discover_subjects(root, "brats", "t2")
@@ -250,12 +247,12 @@ def test_cache_sees_a_changed_brain_mask_and_rebuilds_a_truncated_file(tmp_path)
     vol = np.ones((20, 24, 16), np.float32)
     brain = np.zeros((20, 24, 16), np.uint8)
     brain[4:16, 4:20] = 1
-    _write(tmp_path / "ixi" / "s1" / "s1_t2.nii.gz", vol)
-    mask_file = _write(tmp_path / "ixi" / "s1" / "s1_brainmask.nii.gz", brain, np.uint8)
+    write_nifti(tmp_path / "ixi" / "s1" / "s1_t2.nii.gz", vol)
+    mask_file = write_nifti(tmp_path / "ixi" / "s1" / "s1_brainmask.nii.gz", brain, np.uint8)
     kw = dict(cohort=tmp_path / "ixi", layout="ixi", image_size=16, slice_range=(0, 16), progress=False)
     first = load_split(tmp_path, "train", **kw)
     brain[4:16, 4:12] = 0
-    _write(mask_file, brain, np.uint8)
+    write_nifti(mask_file, brain, np.uint8)
     os.utime(mask_file, ns=(0, 0))  # even with an old time stamp the content decides
     second = load_split(tmp_path, "train", **kw)
     assert second.brains.sum() < first.brains.sum()

@@ -20,7 +20,7 @@ import torch
 from scipy import ndimage
 
 from featureae_lite.data.anatomy import load_anatomy
-from featureae_lite.data.synth import identity_coords, smooth_field, warp
+from featureae_lite.data.warp import identity_coords, smooth_field, warp
 
 Z_RANGE = (70, 121)  # centres well inside the default slice range 55–135
 # (edema or lesion, core) intensities relative to the contrast's CSF/GM/WM scale
@@ -29,7 +29,7 @@ LESION = {"t2": 0.85, "t1": 0.50, "flair": 0.92}
 
 
 @lru_cache(maxsize=1)
-def _maps() -> dict[str, np.ndarray]:
+def template_maps() -> dict[str, np.ndarray]:
     """Template depth (mm from the brain surface) and a periventricular band, computed once."""
     a = load_anatomy()
     depth = ndimage.distance_transform_edt(a.brain).astype(np.float32)
@@ -70,7 +70,7 @@ def _irregular_distance(box: tuple[slice, ...], centre: np.ndarray, radius: floa
 def mass_effect(tissues: np.ndarray, texture: np.ndarray, brain: np.ndarray, rng: np.random.Generator):
     """Push anatomy away from a tumour centre; returns (tissues, texture, centre, radius)."""
     radius = float(rng.uniform(11, 17))
-    depth = _maps()["depth"]
+    depth = template_maps()["depth"]
     centre = _pick(brain & (depth > radius + 6) & _z_ok(brain.shape), rng)
     box = _box(centre, 2.5 * radius, brain.shape)
     coords = identity_coords(tuple(s.stop - s.start for s in box))
@@ -109,8 +109,8 @@ def paint_lesions(image, tissues, brain, contrast, rng):
     """3–10 small irregular white-matter hyperintensities, mostly periventricular."""
     image, mask = image.copy(), np.zeros(brain.shape, dtype=bool)
     wm = (tissues[2] > 0.6) & brain & _z_ok(brain.shape)
-    peri = wm & _maps()["periventricular"]
-    deep = wm & (_maps()["depth"] > 12)
+    peri = wm & template_maps()["periventricular"]
+    deep = wm & (template_maps()["depth"] > 12)
     for _ in range(int(rng.integers(3, 11))):
         centre = _pick(peri if (rng.random() < 0.7 and peri.any()) else deep, rng)
         radius = float(rng.uniform(2.0, 5.0))
@@ -124,7 +124,7 @@ def paint_lesions(image, tissues, brain, contrast, rng):
 def paint_stroke(image, tissues, brain, contrast, levels, rng):
     """A cone from a deep apex to the cortex, filled with CSF-like signal (partial volume kept)."""
     image = image.copy()
-    depth = _maps()["depth"]
+    depth = template_maps()["depth"]
     cortex = _pick((tissues[1] > 0.5) & (depth > 3) & (depth < 8) & _z_ok(brain.shape), rng)
     inward = np.array(brain.shape) / 2 - cortex
     inward[2] = 0
@@ -151,7 +151,7 @@ def paint_stroke(image, tissues, brain, contrast, levels, rng):
 
 def paint_structural(image, brain, rng, tries: int = 200):
     """Replace a ball of anatomy by rotated anatomy from elsewhere with matched mean and std."""
-    depth = _maps()["depth"]
+    depth = template_maps()["depth"]
     radius = float(rng.uniform(9, 14))
     for _ in range(tries):
         target = _pick(brain & (depth > radius + 4) & _z_ok(brain.shape), rng)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featureae_lite.data.layouts import subject_files
 from featureae_lite.data.paths import resolve_data_dir
 from featureae_lite.data.synth import ANOMALY_TYPES, CONTRASTS, check_choice, synthesize_subject
 from featureae_lite.fileio import check_output_dir, write_atomic, writer_lock
@@ -56,13 +57,6 @@ def plan(size: str, seed: int, contrast: str) -> list[dict]:
             rows.append({"subject_id": f"sub-{k:04d}", "split": split, "anomaly_type": kind,
                          "seed": seed * 100_003 + k, "contrast": contrast})
     return rows
-
-
-def subject_files(folder: Path, subject_id: str, contrast: str) -> dict[str, Path]:
-    """Paths of a subject's image, lesion mask and brain mask."""
-    base = folder / subject_id / subject_id
-    return {"image": Path(f"{base}_{contrast}.nii.gz"), "mask": Path(f"{base}_seg.nii.gz"),
-            "brain": Path(f"{base}_brainmask.nii.gz")}
 
 
 def _write_subject(args: tuple[dict, str]) -> str:
@@ -128,8 +122,8 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
     from tqdm.auto import tqdm
 
     from featureae_lite.data.anatomy import load_anatomy
-    from featureae_lite.data.anomalies import _maps
-    from featureae_lite.data.synth import _texture
+    from featureae_lite.data.anomalies import template_maps
+    from featureae_lite.data.synth import template_texture
 
     check_output_dir(folder.parent, "data folder")
     if overwrite and folder.exists():
@@ -138,7 +132,7 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
     (folder / "manifest.csv").unlink(missing_ok=True)  # written last: marks a complete cohort
     for stale in folder.glob("*/.*.tmp.*"):  # left by a writer that was killed mid-file
         stale.unlink()
-    load_anatomy(), _texture(), _maps()  # computed once, shared with forked workers
+    load_anatomy(), template_texture(), template_maps()  # computed once, shared with forked workers
     jobs = [(r, str(folder)) for r in rows]
     bar = tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress)
     if n_jobs > 1 and "fork" in mp.get_all_start_methods():

@@ -52,6 +52,28 @@ class SubjectRecord:
     label_map: bool = False
 
 
+def subject_files(folder: Path, subject_id: str, contrast: str) -> dict[str, Path]:
+    """Paths of a synthetic-cohort subject's files (see :mod:`.cohort` for the layout).
+
+    Parameters
+    ----------
+    folder : Path
+        Cohort folder.
+    subject_id : str
+        e.g. ``"sub-0001"``.
+    contrast : str
+        ``t2``, ``t1`` or ``flair``.
+
+    Returns
+    -------
+    dict
+        ``{"image": …, "mask": …, "brain": …}``: image, lesion mask and brain mask.
+    """
+    base = folder / subject_id / subject_id
+    return {"image": Path(f"{base}_{contrast}.nii.gz"), "mask": Path(f"{base}_seg.nii.gz"),
+            "brain": Path(f"{base}_brainmask.nii.gz")}
+
+
 def _matches(name: str, pattern: str) -> bool:
     """Case-insensitive file-name match (``sub_T1.nii.gz`` and ``sub_t1.nii.gz`` alike)."""
     return fnmatch.fnmatchcase(name.lower(), pattern.lower())
@@ -123,8 +145,6 @@ def discover_subjects(root: str | os.PathLike, layout: str = "synthetic", modali
 
 
 def _synthetic(root: Path, split: str | None) -> list[SubjectRecord]:
-    from featureae_lite.data.cohort import subject_files
-
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest} not found: not a synthetic cohort (or incomplete)")

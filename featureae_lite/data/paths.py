@@ -16,6 +16,14 @@ ENV_VAR = "FEATUREAE_LITE_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def source_checkout() -> Path | None:
+    """The repository folder when the package runs from a source checkout (an editable install or the
+    tests), None for an installed (non-editable) package."""
+    if (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "featureae_lite").is_dir():
+        return REPO_ROOT
+    return None
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """Return the data folder (created if missing).
 
@@ -39,7 +47,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         path = Path(data_dir)
     elif os.environ.get(ENV_VAR):
         path = Path(os.environ[ENV_VAR])
-    elif (REPO_ROOT / "pyproject.toml").exists() and (REPO_ROOT / "featureae_lite").is_dir():
+    elif source_checkout() is not None:
         path = REPO_ROOT / "data"
     else:
         path = Path.home() / "featureae_lite_data"

@@ -17,9 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from featureae_lite.data import anomalies
 from featureae_lite.data.anatomy import load_anatomy
+from featureae_lite.data.warp import identity_coords, smooth_field, warp
 
 CONTRASTS = ("t2", "t1", "flair")
 ANOMALY_TYPES = ("healthy", "tumor", "lesions", "stroke", "structural")
@@ -66,29 +67,6 @@ def check_choice(value: str, options: tuple[str, ...], what: str) -> None:
         raise ValueError(f"unknown {what} {value!r}; known: {', '.join(options)}")
 
 
-def warp(volumes: np.ndarray, coords: torch.Tensor) -> np.ndarray:
-    """Trilinearly resample volumes (C, X, Y, Z) at voxel coordinates (X, Y, Z, 3) → (C, X, Y, Z)."""
-    size = torch.tensor(volumes.shape[1:], dtype=torch.float32)
-    norm = 2 * coords / (size - 1) - 1  # align_corners=True convention
-    grid = norm.flip(-1)[None]  # grid_sample wants (w, h, d) = (z, y, x) order
-    out = F.grid_sample(torch.from_numpy(np.ascontiguousarray(volumes))[None], grid, mode="bilinear",
-                        padding_mode="zeros", align_corners=True)
-    return out[0].numpy()
-
-
-def identity_coords(shape: tuple[int, int, int]) -> torch.Tensor:
-    """Voxel coordinates (X, Y, Z, 3) of a grid."""
-    axes = [torch.arange(n, dtype=torch.float32) for n in shape]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
-
-
-def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], coarse: tuple[int, ...],
-                 channels: int, std: float) -> torch.Tensor:
-    """A smooth random field (channels, *shape): Gaussian noise on a coarse grid, upsampled."""
-    noise = torch.from_numpy(rng.normal(0, std, size=(1, channels, *coarse)).astype(np.float32))
-    return F.interpolate(noise, size=shape, mode="trilinear", align_corners=True)[0]
-
-
 def subject_coords(rng: np.random.Generator, shape: tuple[int, int, int]) -> torch.Tensor:
     """Sampling coordinates of a subject: small affine + smooth non-linear displacement (voxels)."""
     angles = np.deg2rad(rng.normal(0, 2.0, 3))
@@ -106,7 +84,7 @@ def subject_coords(rng: np.random.Generator, shape: tuple[int, int, int]) -> tor
 
 
 @lru_cache(maxsize=1)
-def _texture() -> np.ndarray:
+def template_texture() -> np.ndarray:
     """Template T1 minus its tissue-mean prediction: the fine texture kept in every subject."""
     a = load_anatomy()
     design = np.stack([a.csf[a.brain], a.gm[a.brain], a.wm[a.brain]], axis=1)
@@ -136,8 +114,6 @@ def synthesize_subject(seed: int, contrast: str = "t2", anomaly: str = "healthy"
     anomaly : str
         ``"healthy"``, ``"tumor"``, ``"lesions"``, ``"stroke"`` or ``"structural"``.
     """
-    from featureae_lite.data import anomalies
-
     check_choice(contrast, CONTRASTS, "contrast")
     check_choice(anomaly, ANOMALY_TYPES, "anomaly type")
     rng = np.random.default_rng(seed)
@@ -145,7 +121,7 @@ def synthesize_subject(seed: int, contrast: str = "t2", anomaly: str = "healthy"
     a = load_anatomy()
     shape = a.t1.shape
     coords = subject_coords(rng, shape)
-    stack = np.stack([a.csf, a.gm, a.wm, _texture(), a.brain.astype(np.float32)])
+    stack = np.stack([a.csf, a.gm, a.wm, template_texture(), a.brain.astype(np.float32)])
     warped = warp(stack, coords)
     tissues, texture, brain = warped[:3], warped[3], warped[4] > 0.5
     tissues *= brain

@@ -15,7 +15,12 @@ from featureae_lite.models.base import Detector, register
 
 @register
 class RandomDetector(Detector):
-    """Uniform random maps, seeded by ``config.seed`` and the batch position: the floor."""
+    """Uniform random maps: the floor.
+
+    Each call seeds its own generator with ``config.seed`` plus a checksum of the batch's intensities
+    (``int(sum × 1000) mod 9973``), so the maps depend on the batch's content, not on its position or
+    on earlier calls: the same images give the same maps.
+    """
 
     name = "random"
     trainable = False
