@@ -22,12 +22,13 @@ import torch
 
 from featureae_lite.evaluation import evaluate_output
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.base import create_detector
+from featureae_lite.models.batch import Batch
+from featureae_lite.models.registry import create_detector
 from featureae_lite.presets import preset
 
 
-def _steps_time(det, inputs: torch.Tensor, n: int, gen: torch.Generator) -> float:
-    opt = torch.optim.Adam(det.parameters(), lr=1e-4)
+def _steps_time(det, inputs: Batch, n: int, gen: torch.Generator) -> float:
+    opt = torch.optim.Adam(det.net.parameters(), lr=1e-4)
     det.train()
     start = time.perf_counter()
     for _ in range(n):
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     splits = load_cohort_splits(args.data, args.quick, 0, "t2", progress=False)
     base = {"image_size": p.image_size, "seed": 0, **p.overrides("fae")}
     dets = {prec: create_detector("fae", **{**base, "precision": prec}) for prec in ("float32", "bfloat16")}
-    inputs = dets["float32"].prepare(splits["train"].images)
+    inputs = dets["float32"].prepare(Batch.of(splits["train"]))
     gen = torch.Generator().manual_seed(0)
     for det in dets.values():  # warm-up
         _steps_time(det, inputs, 2, gen)

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from featureae_lite.fileio import write_atomic
+from featureae_lite.maps import gaussian_window
 from featureae_lite.metrics import average_precision, roc_auc
-from featureae_lite.ssim import gaussian_window, ssim_map
+from featureae_lite.ssim import ssim_map
 
 
 def naive_ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:

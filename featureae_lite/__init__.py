@@ -10,13 +10,8 @@ The public face the notebooks use::
 
 from featureae_lite import analysis, exercises, metrics, viz, widgets
 from featureae_lite.evaluation import evaluate
-from featureae_lite.models.base import (
-    AnomalyOutput,
-    Detector,
-    available_methods,
-    create_detector,
-    load_detector,
-)
+from featureae_lite.models.base import AnomalyOutput, Detector
+from featureae_lite.models.registry import available_methods, create_detector, load_detector
 from featureae_lite.notebooks import record_figures
 from featureae_lite.presets import preset
 from featureae_lite.session import Session, start

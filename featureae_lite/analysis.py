@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featureae_lite.ssim import gaussian_window
+from featureae_lite.maps import gaussian_blur
 
 
 def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
@@ -90,9 +90,7 @@ def domain_shifts(images: Tensor, brains: Tensor, seed: int = 0) -> dict[str, Te
         and ``"blur σ=1 px"`` (a lower resolution).
     """
     g = torch.Generator().manual_seed(seed)
-    kernel = gaussian_window(7, 1.0, images.dtype)
-    blurred = F.conv2d(F.pad(images, (3, 3, 3, 3), mode="replicate"), kernel.view(1, 1, 1, 7))
-    blurred = F.conv2d(blurred, kernel.view(1, 1, 7, 1))
+    blurred = gaussian_blur(images, 7, 1.0, padding="replicate")
     shifted = {
         "gamma 0.7": images.clamp(0, 1) ** 0.7,
         "noise σ=0.05": images + 0.05 * torch.randn(images.shape, generator=g, dtype=images.dtype),

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.checkpoints import config_json, train_or_load
 from featureae_lite.data.splits import DataSource, load_cohort_splits
 from featureae_lite.device import describe, resolve_device
 from featureae_lite.evaluation import METRIC_KEYS, evaluate
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.base import applicable, available_methods, create_detector, get_method
+from featureae_lite.models.registry import applicable, available_methods, create_detector, get_method
 from featureae_lite.presets import preset
-from featureae_lite.training import config_json, train_or_load
 
 DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
 

@@ -113,7 +113,7 @@ def cohort_summary(cohort: Path) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.models.base import applicable, create_detector
+    from featureae_lite.models.registry import applicable, create_detector
     from featureae_lite.presets import preset
 
     name = _preset_name(args)
@@ -135,7 +135,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from featureae_lite.data.splits import load_cohort_splits
     from featureae_lite.evaluation import METRIC_KEYS, evaluate
-    from featureae_lite.models.base import load_detector
+    from featureae_lite.models.registry import load_detector
     from featureae_lite.presets import preset
 
     name = _preset_name(args)
@@ -159,7 +159,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _methods(text: str) -> list[str]:
     """The method names of a comma-separated ``--methods`` value (each checked to exist)."""
-    from featureae_lite.models.base import get_method
+    from featureae_lite.models.registry import get_method
 
     methods = [m.strip() for m in text.split(",") if m.strip()]
     if not methods:

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from featureae_lite.checkpoints import config_json
 from featureae_lite.data.splits import DataSource
 from featureae_lite.evaluation import evaluate_output
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.base import applicable, create_detector, get_method
+from featureae_lite.models.registry import applicable, create_detector, get_method
 from featureae_lite.presets import preset
-from featureae_lite.training import config_json
 
 
 def checkpoint_steps(steps: int, points: int = 6) -> list[int]:

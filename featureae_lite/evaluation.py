@@ -26,13 +26,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from featureae_lite.maps import image_scores, postprocess
 from featureae_lite.metrics import (
     best_dice,
     pixel_and_sample_metrics,
     sample_metrics,
     subset_curve_metrics,
 )
-from featureae_lite.models.base import AnomalyOutput, Detector, image_scores, postprocess
+from featureae_lite.models.base import AnomalyOutput, Detector
 
 METRIC_KEYS = ("pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap")
 

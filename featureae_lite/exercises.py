@@ -199,7 +199,7 @@ def check_l1_residual(fn: Callable) -> None:
 
 @exercise("01_l1_residual_autoencoder", "image score: mean of in-brain map values above the 90th percentile")
 def check_top10_mean_score(fn: Callable) -> None:
-    from featureae_lite.models.base import image_scores
+    from featureae_lite.maps import image_scores
 
     maps, brains = _maps(4, 20, seed=3)
     _close(fn(maps, brains), image_scores(maps, brains, "top10_mean"), "top10_mean_score(maps, brains)",

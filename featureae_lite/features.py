@@ -24,6 +24,7 @@ gradients) but gradients do flow to the *input*, which perceptual losses need.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from pathlib import Path
@@ -210,3 +211,15 @@ class FeatureExtractor(nn.Module):
         h = ((x.to(here).repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
         maps = [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in self._taps(h)]
         return torch.cat(maps, dim=1).to(x.device)
+
+
+@functools.lru_cache(maxsize=8)
+def get_extractor(backbone: str = "efficientnet_lite0", layers: tuple[str, ...] | None = None,
+                  pretrained: bool = True, weights_path: str | None = None) -> FeatureExtractor:
+    """The shared frozen extractor of a configuration, built once per process.
+
+    Detectors hold it with :meth:`featureae_lite.models.base.Detector.hold_frozen` (a submodule left
+    out of checkpoints); sharing one instance saves building the network for every detector.
+    """
+    return FeatureExtractor(backbone, layers=tuple(layers) if layers else None, pretrained=pretrained,
+                            weights_path=weights_path)

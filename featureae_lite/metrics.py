@@ -343,7 +343,7 @@ def sample_metrics(image_scores: Any, masks: Any) -> dict[str, float]:
 
 
 def pixel_and_sample_metrics(
-    maps: Any, masks: Any, brains: Any = None, image_scores: Any = None, fpr: float = 0.05,
+    maps: Any, masks: Any, brains: Any, image_scores: Any, fpr: float = 0.05,
     threshold: float | None = None,
 ) -> dict[str, float]:
     """All metrics of one evaluation.
@@ -352,10 +352,11 @@ def pixel_and_sample_metrics(
     ----------
     maps, masks : array-like
         (N, 1, H, W) anomaly maps and lesion masks.
-    brains : array-like, optional
-        (N, 1, H, W) brain masks restricting the pixel metrics.
-    image_scores : array-like, optional
-        (N,) image scores; default the in-brain maximum of each map.
+    brains : array-like or None
+        (N, 1, H, W) brain masks restricting the pixel metrics (None: every pixel).
+    image_scores : array-like
+        (N,) image scores, from the method (``AnomalyOutput.scores``; the shared rule is
+        :func:`featureae_lite.maps.image_scores`).
     fpr : float
         FPR of the fixed-FPR Dice (key ``dice_at_{round(100 fpr)}fpr``).
     threshold : float, optional
@@ -371,8 +372,5 @@ def pixel_and_sample_metrics(
     m, y = _as_np(maps), _as_np(masks) > 0
     b = None if brains is None else _as_np(brains) > 0
     out = curve_metrics(m, y, b, fpr, threshold)
-    if image_scores is None:
-        flat = np.where(b, m, -np.inf) if b is not None else m
-        image_scores = flat.reshape(len(m), -1).max(axis=1)
     out.update(sample_metrics(image_scores, y))
     return out

@@ -52,7 +52,7 @@ class Session:
 
     def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
         """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
-        from featureae_lite.training import train_or_load
+        from featureae_lite.checkpoints import train_or_load
 
         cfg = {"image_size": self.preset.image_size, "seed": self.seed,
                **self.preset.overrides(method), **overrides}

@@ -18,15 +18,9 @@ and backward stay in the CPU cache — on 2 cores this makes SSIM on (32, 256, 3
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-
-def gaussian_window(window_size: int, sigma: float, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Normalised 1-D Gaussian of length ``window_size`` (odd), shape (window_size,)."""
-    x = torch.arange(window_size, dtype=dtype) - (window_size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
+from featureae_lite.maps import gaussian_blur
 
 
 def _check(x: Tensor, y: Tensor, window_size: int) -> None:
@@ -59,20 +53,13 @@ def _local_stats(x: Tensor, y: Tensor, window_size: int, sigma: float) -> tuple[
     (feature maps): one depthwise pass per statistic, which is faster there (``bench.speed``).
     """
     c = x.shape[1]
-    g = gaussian_window(window_size, sigma, x.dtype).to(x.device)
-    pad = window_size // 2
     if c < FEW_CHANNELS:
         stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1).contiguous(memory_format=torch.channels_last)
-        kh = g.view(1, 1, 1, -1).expand(5 * c, 1, 1, window_size)
-        kv = g.view(1, 1, -1, 1).expand(5 * c, 1, window_size, 1)
-        out = F.conv2d(stacked, kh, padding=(0, pad), groups=5 * c)
-        mx, my, exx, eyy, exy = F.conv2d(out, kv, padding=(pad, 0), groups=5 * c).split(c, dim=1)
+        mx, my, exx, eyy, exy = gaussian_blur(stacked, window_size, sigma).split(c, dim=1)
         return mx, my, exx - mx * mx, eyy - my * my, exy - mx * my
-    kh = g.view(1, 1, 1, -1).expand(c, 1, 1, window_size).contiguous()
-    kv = g.view(1, 1, -1, 1).expand(c, 1, window_size, 1).contiguous()
 
     def blur(t: Tensor) -> Tensor:
-        return F.conv2d(F.conv2d(t, kh, padding=(0, pad), groups=c), kv, padding=(pad, 0), groups=c)
+        return gaussian_blur(t, window_size, sigma)
 
     mx, my = blur(x), blur(y)
     return mx, my, blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my

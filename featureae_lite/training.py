@@ -1,34 +1,34 @@
-"""One training loop for every trainable method: seeded, Adam, tqdm, early stopping, train-or-load."""
+"""One training loop for every trainable method: seeded, Adam, tqdm, validation loss, early stopping.
+
+Train-or-load with checkpoints keyed by config, data and code lives in :mod:`featureae_lite.checkpoints`.
+"""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
-from featureae_lite.fileio import writer_lock
-from featureae_lite.models.base import Detector, create_detector, fit_inputs, load_detector
+from featureae_lite.models.batch import Batch
+
+if TYPE_CHECKING:
+    from featureae_lite.models.base import Detector
 
 
-def _healthy_images(data) -> torch.Tensor | None:
-    """Validation images of healthy subjects only (the validation loss must not see lesions)."""
+def _healthy(data) -> Batch | None:
+    """Validation slices of healthy subjects only (the validation loss must not see lesions)."""
     if data is None:
         return None
-    images, _ = fit_inputs(data)
+    batch = Batch.of(data)
     types = getattr(data, "anomaly_types", None)
     if types is not None:
-        keep = [i for i, t in enumerate(types) if t == "healthy"]
-        images = images[keep]
-    return images if len(images) else None
+        batch = batch[[i for i, t in enumerate(types) if t == "healthy"]]
+    return batch if len(batch) else None
 
 
 def lr_factor(step: int, steps: int, schedule: str = "constant", warmup: float = 0.05) -> float:
@@ -67,7 +67,8 @@ def fit(
     detector : Detector
         A trainable detector (implements ``prepare`` and ``loss``).
     train : SliceData or Tensor
-        Training images (N, 1, H, W); only healthy slices should be passed.
+        Training slices: images (N, 1, H, W) and their brain masks (bare images: the whole slice
+        counts as brain); only healthy slices should be passed.
     val : SliceData or Tensor, optional
         Validation data; its healthy subjects give the validation loss.
     steps, batch_size, lr : optional
@@ -91,9 +92,9 @@ def fit(
     cfg = detector.config
     steps = cfg.steps if steps is None else steps
     batch_size = cfg.batch_size if batch_size is None else batch_size
-    images, _ = fit_inputs(train)
-    detector.check_images(images[:1] if len(images) else images)
-    if len(images) == 0:
+    data = Batch.of(train)
+    detector.check_images(data.images[:1] if len(data) else data.images)
+    if len(data) == 0:
         raise ValueError("training set is empty")
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}")
@@ -104,9 +105,10 @@ def fit(
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = detector.device  # the model's device; the data sets stay in CPU memory
-    inputs = detector.prepare(images)
-    val_images = _healthy_images(val)
-    val_inputs = detector.prepare(val_images) if val_images is not None else None
+    inputs = detector.prepare(data)
+    detector.fit_statistics(inputs)
+    val_data = _healthy(val)
+    val_inputs = detector.prepare(val_data) if val_data is not None else None
 
     opt = torch.optim.Adam(
         [p for p in detector.parameters() if p.requires_grad], lr=cfg.lr if lr is None else lr
@@ -125,7 +127,7 @@ def fit(
             order, pos = torch.randperm(len(inputs), generator=gen), 0
         idx = order[pos : pos + batch_size]
         pos += batch_size
-        loss = detector.loss(inputs[idx].to(device, non_blocking=True))
+        loss = detector.loss(inputs[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -162,7 +164,7 @@ def fit(
 
 
 @torch.no_grad()
-def validation_loss(detector: Detector, inputs: torch.Tensor, batch_size: int = 64) -> float:
+def validation_loss(detector: Detector, inputs: Batch, batch_size: int = 64) -> float:
     """Mean loss over prepared validation inputs, in eval mode."""
     was = detector.training
     detector.eval()
@@ -173,82 +175,3 @@ def validation_loss(detector: Detector, inputs: torch.Tensor, batch_size: int = 
     )
     detector.train(was)
     return total / len(inputs)
-
-
-def data_fingerprint(data) -> str:
-    """A short hash identifying a training set (shape and a few statistics)."""
-    images, _ = fit_inputs(data)
-    stats = [tuple(images.shape), float(images.sum()), float((images**2).sum())]
-    return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:10]
-
-
-def code_fingerprint() -> str:
-    """A short hash of the source that decides what a trained model is (the methods, the training
-    loop, the feature extractor, SSIM), so a checkpoint trained by other code is never reused."""
-    root = Path(__file__).resolve().parent
-    files = sorted([*root.glob("models/*.py"), root / "training.py", root / "features.py", root / "ssim.py"])
-    digest = hashlib.sha1()
-    for f in files:
-        digest.update(f.name.encode() + f.read_bytes())
-    return digest.hexdigest()[:10]
-
-
-def train_or_load(
-    method: str,
-    train,
-    val=None,
-    *,
-    checkpoint_dir: str | os.PathLike | None = None,
-    progress: bool = True,
-    patience: int | None = None,
-    device: str | torch.device | None = "auto",
-    **config: Any,
-) -> Detector:
-    """Load a matching checkpoint if one exists, otherwise train and save one.
-
-    The checkpoint name hashes the method, its full config, the training data and the code that
-    trains it (:func:`code_fingerprint`), so a change of any of them trains a new model instead of
-    silently reusing an old one: a warm run gives the same figures as a fresh clone.
-
-    Parameters
-    ----------
-    method : str
-        Registered method name.
-    train, val : SliceData
-        Training and validation data.
-    checkpoint_dir : path-like, optional
-        Folder of checkpoints; defaults to ``<data_dir>/checkpoints``.
-    device : str or torch.device
-        Where the model trains and predicts (:func:`featureae_lite.device.resolve_device`); the
-        checkpoint holds CPU tensors and its name does not depend on the device.
-    **config
-        Config overrides for :func:`create_detector`.
-    """
-    from featureae_lite.data.paths import resolve_data_dir
-
-    det = create_detector(method, **config)
-    if not det.trainable:
-        return det
-    det.to_device(device)
-    folder = Path(checkpoint_dir) if checkpoint_dir else resolve_data_dir() / "checkpoints"
-    key = json.dumps(
-        {"method": method, "config": config_json(det.config), "data": data_fingerprint(train),
-         "code": code_fingerprint()},
-        sort_keys=True,
-    )
-    path = folder / f"{method}_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
-    if path.exists():
-        return load_detector(path, expect={"method": method}).to_device(device)
-    with writer_lock(path):  # a second process training the same model waits, then loads it
-        if path.exists():
-            return load_detector(path, expect={"method": method}).to_device(device)
-        det.fit(train, val, progress=progress, patience=patience)
-        det.save(path)
-    return det
-
-
-def config_json(config) -> dict[str, Any]:
-    """A detector config as a JSON-ready dict (tuples as lists)."""
-    import dataclasses
-
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

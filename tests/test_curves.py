@@ -9,7 +9,7 @@ import torch
 
 from featureae_lite.cli import main
 from featureae_lite.curves import checkpoint_steps, curves_markdown
-from featureae_lite.models.base import create_detector
+from featureae_lite.models.registry import create_detector
 from featureae_lite.training import lr_factor
 
 

@@ -8,7 +8,7 @@ import torch
 
 from featureae_lite.cli import main
 from featureae_lite.device import resolve_device
-from featureae_lite.models.base import create_detector, load_detector
+from featureae_lite.models.registry import create_detector, load_detector
 from featureae_lite.presets import preset
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -24,7 +24,7 @@ import torch
 from featureae_lite.cli import main
 from featureae_lite.data import discover_subjects, load_mask, load_split, load_volume, synthesize_subject
 from featureae_lite.data.cohort import cohort_dir, is_complete, synthesize_cohort
-from featureae_lite.models.base import create_detector, load_detector
+from featureae_lite.models.registry import create_detector, load_detector
 
 from helpers import write_nifti
 

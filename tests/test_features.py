@@ -82,7 +82,7 @@ def test_folded_batchnorm_gives_the_same_features(backbone, monkeypatch):
 def test_local_resnet18_weights_load_offline_and_bad_files_are_named(tmp_path):
     from torchvision.models import resnet18
 
-    from featureae_lite.models.base import create_detector
+    from featureae_lite.models.registry import create_detector
 
     net = resnet18(weights=None)
     path = tmp_path / "resnet18_imagenet.pth"

@@ -68,12 +68,12 @@ def test_sample_level_and_summary():
     maps = rng.random((6, 1, 8, 8)) + masks
     labels = M.sample_labels(masks)
     assert labels.tolist() == [True] * 3 + [False] * 3
-    out = M.pixel_and_sample_metrics(maps, masks, np.ones_like(masks), threshold=1.0)
+    scores = maps.reshape(6, -1).max(1)
+    out = M.pixel_and_sample_metrics(maps, masks, np.ones_like(masks), scores, threshold=1.0)
     assert set(out) >= {"pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "iou_at_5fpr", "sample_auroc",
                         "sample_ap", "dice_at_threshold"}
-    scores = maps.reshape(6, -1).max(1)
     assert out["sample_auroc"] == pytest.approx(roc_auc_score(labels, scores))
-    only_pos = M.pixel_and_sample_metrics(maps[:3], masks[:3])
+    only_pos = M.pixel_and_sample_metrics(maps[:3], masks[:3], None, scores[:3])
     assert np.isnan(only_pos["sample_auroc"])
 
 

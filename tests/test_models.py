@@ -8,18 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from featureae_lite.checkpoints import train_or_load
 from featureae_lite.data import SliceData
 from featureae_lite.evaluation import evaluate
+from featureae_lite.maps import image_scores
 from featureae_lite.metrics import average_precision
-from featureae_lite.models.base import (
-    available_methods,
-    create_detector,
-    get_method,
-    image_scores,
-    load_detector,
-)
+from featureae_lite.models.batch import Batch
 from featureae_lite.models.fae import FeatureAutoencoder
-from featureae_lite.training import train_or_load
+from featureae_lite.models.registry import available_methods, create_detector, get_method, load_detector
 
 SIZE = 64
 FAST = {"image_size": SIZE, "steps": 4, "batch_size": 8}
@@ -137,8 +133,10 @@ def test_fae_default_uses_offline_backbone_and_keeps_it_out_of_checkpoint():
     det = create_detector("fae", image_size=SIZE)
     assert det.config.backbone == "efficientnet_lite0" and det.config.pretrained
     assert not any(k.startswith("extractor") for k in det.state_dict())
-    feats = det.prepare(torch.rand(2, 1, SIZE, SIZE))
-    assert feats.shape == (2, det.extractor.out_channels, SIZE // 4, SIZE // 4)
+    batch = det.prepare(Batch.of(torch.rand(2, 1, SIZE, SIZE)))
+    assert batch.cached.shape == (2, det.extractor.out_channels, SIZE // 4, SIZE // 4)
+    assert torch.equal(batch.cached, det.features(batch.images))
+    assert create_detector("fae", image_size=SIZE).extractor is det.extractor  # one shared backbone
 
 
 def test_bad_inputs_give_clear_errors(toy, tmp_path):
@@ -178,11 +176,11 @@ def test_train_or_load_reuses_matching_checkpoint(toy, tmp_path):
 
 
 def test_train_or_load_retrains_when_the_code_changes(toy, tmp_path, monkeypatch):
-    from featureae_lite import training
+    from featureae_lite import checkpoints
 
     train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
-    assert len(training.code_fingerprint()) == 10
-    monkeypatch.setattr(training, "code_fingerprint", lambda: "other-code")
+    assert len(checkpoints.code_fingerprint()) == 10
+    monkeypatch.setattr(checkpoints, "code_fingerprint", lambda: "other-code")
     train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
     assert len(list(tmp_path.glob("*.pt"))) == 2  # a checkpoint of other code is not reused
 
@@ -204,7 +202,7 @@ def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
     det = create_detector("threshold", image_size=SIZE)
     test = toy["test"]
     res = evaluate(det, test)
-    again = evaluate_output(output_from_maps(det.anomaly_map(test.images), test.brains), test)
+    again = evaluate_output(output_from_maps(det.anomaly_map(Batch.of(test)), test.brains), test)
     for key in ("pixel_ap", "pixel_auroc", "best_dice", "sample_auroc"):
         assert again[key] == pytest.approx(res[key], abs=1e-9, nan_ok=True)
     assert again["per_type"].keys() == res["per_type"].keys()
@@ -224,4 +222,20 @@ def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
                                         threshold=0.5)
         assert two_types["per_type"][kind] == pytest.approx(want, abs=1e-12, nan_ok=True)
     with pytest.raises(ValueError, match="do not match"):
-        evaluate_output(output_from_maps(det.anomaly_map(test.images[:1]), test.brains[:1]), test)
+        evaluate_output(output_from_maps(det.anomaly_map(Batch.of(test)[:1]), test.brains[:1]), test)
+
+
+def test_methods_see_the_real_brain_masks_and_frozen_helpers_stay_out_of_checkpoints():
+    images = torch.rand(2, 1, SIZE, SIZE)
+    brains = torch.zeros_like(images)
+    brains[..., 8:56, 8:56] = 1  # a brain smaller than the non-zero support of the images
+    proxy = create_detector("proxyano", image_size=SIZE)
+    sis = proxy.prepare(Batch(images, brains)).cached
+    assert sis[brains == 0].abs().max() == 0 and sis[brains > 0].abs().max() > 0
+    dpa = create_detector("dpa", image_size=SIZE)
+    state = dpa.state_dict()
+    assert state and not any(k.startswith("extractor.") for k in state)
+    missing = dict(state)
+    missing.pop(next(iter(missing)))
+    with pytest.raises(RuntimeError, match="missing keys"):
+        dpa.load_state_dict(missing)

@@ -7,10 +7,12 @@ import pytest
 import torch
 from test_models import SIZE, toy_slices
 
+from featureae_lite import tuning
 from featureae_lite.models import dpa, patchsim, proxyano  # noqa: F401  (registers the methods)
-from featureae_lite.models.base import create_detector, load_detector
+from featureae_lite.models.batch import Batch
 from featureae_lite.models.patchsim import patch_similarity_map
 from featureae_lite.models.proxyano import MemoryModule
+from featureae_lite.models.registry import create_detector, load_detector
 from featureae_lite.models.superpixels import paste_pseudo_anomaly, superpixel_image
 
 FAST = {"image_size": SIZE, "steps": 3, "batch_size": 8}
@@ -132,7 +134,7 @@ def test_patch_similarity_feature_cosine_and_residual_ablation(toy):
     m = patch_similarity_map(x, x.flip(-1), similarity="feature_cosine", extractor=ext)
     assert m.shape == (2, 1, SIZE, SIZE) and m.max() > 0.01
     det = create_detector("patchsim", image_size=SIZE, score_map="residual")
-    torch.testing.assert_close(det.anomaly_map(x), (x - det.restore(x)).abs())
+    torch.testing.assert_close(det.anomaly_map(Batch.of(x)), (x - det.restore(x)).abs())
     with pytest.raises(ValueError, match="similarity"):
         create_detector("patchsim", image_size=SIZE, similarity="nope")
 
@@ -155,7 +157,7 @@ def test_relative_perceptual_loss_zero_for_identical_and_scale_invariant():
 def test_select_hyperparameters_uses_val_only(toy, monkeypatch):
     import inspect
 
-    params = list(inspect.signature(dpa.select_hyperparameters).parameters)
+    params = list(inspect.signature(tuning.select_hyperparameters).parameters)
     assert params[:2] == ["train", "val"] and "test" not in params
     val = toy_slices(6, 3, blob=True)
     healthy = toy_slices(4, 4)
@@ -164,7 +166,7 @@ def test_select_hyperparameters_uses_val_only(toy, monkeypatch):
     val = SliceData(torch.cat([val.images, healthy.images]), torch.cat([val.masks, healthy.masks]),
                     torch.cat([val.brains, healthy.brains]), val.subject_ids + healthy.subject_ids,
                     val.anomaly_types + healthy.anomaly_types, val.slice_indices + healthy.slice_indices)
-    best, table = dpa.select_hyperparameters(
+    best, table = tuning.select_hyperparameters(
         toy["train"], val, {"latent_dim": [8, 16]}, steps=2, image_size=SIZE, batch_size=8, pretrained=False
     )
     assert [row["latent_dim"] for row in table] == [8, 16]

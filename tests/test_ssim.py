@@ -7,7 +7,8 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from featureae_lite.ssim import gaussian_window, ssim_components, ssim_map
+from featureae_lite.maps import gaussian_window
+from featureae_lite.ssim import ssim_components, ssim_map
 
 
 def _pair(shape, seed=0):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featureae_lite.models.base import Detector, DetectorConfig, register
+from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 from featureae_lite.ssim import ssim_map
 
 
@@ -120,11 +120,11 @@ class L1Autoencoder(_ImageAE):
 
     name = "ae_l1"
 
-    def loss(self, inputs: Tensor) -> Tensor:
-        return F.l1_loss(self.reconstruct(inputs), inputs)
+    def loss(self, batch: Batch) -> Tensor:
+        return F.l1_loss(self.reconstruct(batch.images), batch.images)
 
-    def anomaly_map(self, images: Tensor) -> Tensor:
-        return (images - self.reconstruct(images)).abs()
+    def anomaly_map(self, batch: Batch) -> Tensor:
+        return (batch.images - self.reconstruct(batch.images)).abs()
 
 
 @register
@@ -134,10 +134,10 @@ class VariationalAutoencoder(L1Autoencoder):
     name = "vae"
     variational = True
 
-    def loss(self, inputs: Tensor) -> Tensor:
-        rec, mu, logvar = self.net(inputs)
+    def loss(self, batch: Batch) -> Tensor:
+        rec, mu, logvar = self.net(batch.images)
         kl = -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
-        return F.l1_loss(rec, inputs) + self.config.kl_weight * kl
+        return F.l1_loss(rec, batch.images) + self.config.kl_weight * kl
 
 
 @register
@@ -146,8 +146,8 @@ class SSIMAutoencoder(_ImageAE):
 
     name = "ae_ssim"
 
-    def loss(self, inputs: Tensor) -> Tensor:
-        return 1 - ssim_map(self.reconstruct(inputs), inputs, self.config.ssim_window).mean()
+    def loss(self, batch: Batch) -> Tensor:
+        return 1 - ssim_map(self.reconstruct(batch.images), batch.images, self.config.ssim_window).mean()
 
-    def anomaly_map(self, images: Tensor) -> Tensor:
-        return 1 - ssim_map(self.reconstruct(images), images, self.config.ssim_window)
+    def anomaly_map(self, batch: Batch) -> Tensor:
+        return 1 - ssim_map(self.reconstruct(batch.images), batch.images, self.config.ssim_window)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from featureae_lite.models.base import Detector, register
+from featureae_lite.models.base import Batch, Detector, register
 
 
 @register
@@ -25,7 +25,8 @@ class RandomDetector(Detector):
     name = "random"
     trainable = False
 
-    def anomaly_map(self, images: Tensor) -> Tensor:
+    def anomaly_map(self, batch: Batch) -> Tensor:
+        images = batch.images
         gen = torch.Generator().manual_seed(self.config.seed + int(images.sum().item() * 1000) % 9973)
         return torch.rand(images.shape, generator=gen)
 
@@ -37,5 +38,5 @@ class ThresholdDetector(Detector):
     name = "threshold"
     trainable = False
 
-    def anomaly_map(self, images: Tensor) -> Tensor:
-        return images.clone()
+    def anomaly_map(self, batch: Batch) -> Tensor:
+        return batch.images.clone()

@@ -39,24 +39,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featureae_lite.features import FeatureExtractor
-from featureae_lite.models.base import (
-    AnomalyOutput,
-    Detector,
-    DetectorConfig,
-    create_detector,
-    image_scores,
-    postprocess,
-    register,
-)
+from featureae_lite.features import get_extractor
+from featureae_lite.maps import batched, to_image_map
+from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 
 
 @dataclasses.dataclass
@@ -181,18 +171,13 @@ class DeepPerceptualAutoencoder(Detector):
             raise ValueError(f"image_score must be 'relative_perceptual' or 'map', got {c.image_score!r}")
         if c.perceptual_size % 32:
             raise ValueError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
-        extractor = FeatureExtractor(c.backbone, layers=tuple(c.layers) if c.layers else None,
-                                     pretrained=c.pretrained, weights_path=c.weights_path or None)
-        object.__setattr__(self, "extractor", extractor)  # frozen: not in checkpoints
+        extractor = self.hold_frozen("extractor", get_extractor(
+            c.backbone, tuple(c.layers) if c.layers else None, c.pretrained, c.weights_path or None))
         self.net = PerceptualAutoencoder(c.image_size, tuple(c.widths), c.latent_dim)
         ch = extractor.out_channels
         self.register_buffer("feat_mean", torch.zeros(ch))
         self.register_buffer("feat_std", torch.ones(ch))
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
-
-    def fit(self, train, val=None, **kwargs: Any) -> DeepPerceptualAutoencoder:
-        self.stats_ready.fill_(False)  # statistics come from this training set
-        return super().fit(train, val, **kwargs)
 
     def raw_features(self, images: Tensor) -> Tensor:
         """Backbone features (N, C, s/4, s/4) of images (N, 1, H, W), s = ``perceptual_size``."""
@@ -209,130 +194,43 @@ class DeepPerceptualAutoencoder(Detector):
     def normalise(self, feats: Tensor) -> Tensor:
         return (feats - self.feat_mean.view(1, -1, 1, 1)) / self.feat_std.view(1, -1, 1, 1)
 
-    def frozen_modules(self) -> list[nn.Module]:
-        return [self.extractor]
+    @torch.no_grad()
+    def prepare(self, batch: Batch, batch_size: int = 64) -> Batch:
+        """The batch with its raw backbone features f(x) cached (computed once per slice)."""
+        raw = batched(lambda a, b: self.raw_features(batch.images[a:b]), len(batch), batch_size)
+        return Batch(batch.images, batch.brains, torch.cat(raw))
 
     @torch.no_grad()
-    def prepare(self, images: Tensor, batch_size: int = 64) -> Tensor:
-        """Images and their cached raw features, packed as one (N, H·W + C·h·w) tensor.
+    def fit_statistics(self, batch: Batch) -> None:
+        """Per-channel mean and (floored) std of the healthy training features."""
+        raw = batch.cached
+        std = raw.std(dim=(0, 2, 3))
+        self.feat_mean.copy_(raw.mean(dim=(0, 2, 3)))
+        self.feat_std.copy_(std.clamp_min(max(self.config.std_floor * float(std.median()), 1e-6)))
+        self.stats_ready.fill_(True)
 
-        The first call after :meth:`fit` starts (the training set) measures the per-channel
-        mean/std of the healthy features; later calls (validation) reuse them.
-        """
-        raw = torch.cat([self.raw_features(images[i : i + batch_size])
-                         for i in range(0, len(images), batch_size)])
-        if not bool(self.stats_ready):
-            std = raw.std(dim=(0, 2, 3))
-            self.feat_mean.copy_(raw.mean(dim=(0, 2, 3)))
-            self.feat_std.copy_(std.clamp_min(max(self.config.std_floor * float(std.median()), 1e-6)))
-            self.stats_ready.fill_(True)
-        self._feat_shape = raw.shape[1:]
-        return torch.cat([images.flatten(1), raw.flatten(1)], dim=1)
-
-    def _unpack(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        s = self.config.image_size
-        images = inputs[:, : s * s].view(-1, 1, s, s)
-        return images, self.normalise(inputs[:, s * s :].view(-1, *self._feat_shape))
-
-    def loss(self, inputs: Tensor) -> Tensor:
-        if inputs.ndim == 4:  # plain images
+    def loss(self, batch: Batch) -> Tensor:
+        if batch.cached is None:
             with torch.no_grad():
-                fx = self.features(inputs)
-            images = inputs
+                fx = self.features(batch.images)
         else:
-            images, fx = self._unpack(inputs)
-        return relative_perceptual_loss(fx, self.features(self.net(images))).mean()
+            fx = self.normalise(batch.cached)
+        return relative_perceptual_loss(fx, self.features(self.net(batch.images))).mean()
 
-    def _map_and_score(self, images: Tensor, brains: Tensor | None) -> tuple[Tensor, Tensor]:
-        fx, frec = self.features(images), self.features(self.net(images))
-        amap = (fx - frec).abs().mean(dim=1, keepdim=True)
-        weights = None if brains is None else F.adaptive_avg_pool2d((brains > 0).float(), fx.shape[-2:])
-        score = relative_perceptual_loss(fx, frec, weights)
-        if weights is not None:
-            score = torch.where(weights.flatten(1).sum(1) > 0, score, torch.zeros_like(score))
-        return F.interpolate(amap, size=images.shape[-2:], mode="bilinear", align_corners=True), score
-
-    def anomaly_map(self, images: Tensor) -> Tensor:
-        return self._map_and_score(images, None)[0]
-
-    @torch.no_grad()
-    def predict(self, images: Tensor, brains: Tensor | None = None, batch_size: int = 64) -> AnomalyOutput:
-        """Maps (N, 1, H, W) and scores (N,); the score is the relative perceptual distance."""
+    def map_and_score(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        """Channel-mean |f(x) − f(x̂)| upsampled, and the relative perceptual distance inside the brain
+        (None with ``image_score="map"``: the shared rule on the map)."""
+        fx, frec = self.normalise(batch.cached), self.features(self.net(batch.images))
+        amap = to_image_map((fx - frec).abs(), batch.images.shape[-2:])
         if self.config.image_score == "map":
-            return super().predict(images, brains, batch_size)
-        self.check_images(images, brains)
-        was_training = self.training
-        self.eval()
-        dev = self.device
-        parts = [[t.to(images.device) for t in self._map_and_score(
-                     images[i : i + batch_size].to(dev),
-                     None if brains is None else brains[i : i + batch_size].to(dev))]
-                 for i in range(0, len(images), batch_size)]
-        self.train(was_training)
-        maps = torch.cat([p[0] for p in parts]) if parts else images.new_zeros(images.shape)
-        scores = torch.cat([p[1] for p in parts]) if parts else images.new_zeros(0)
-        maps = postprocess(maps, brains, self.config.mask_brain, self.config.smooth_sigma)
-        return AnomalyOutput(maps, scores)
+            return amap, None
+        weights = F.adaptive_avg_pool2d((batch.brains > 0).float(), fx.shape[-2:])
+        score = relative_perceptual_loss(fx, frec, weights)
+        return amap, torch.where(weights.flatten(1).sum(1) > 0, score, torch.zeros_like(score))
 
-
-def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None = None,
-                           metric: str = "sample_auroc", method: str = "dpa", progress: bool = False,
-                           device: str | None = "auto",
-                           **fixed: Any) -> tuple[Detector, list[dict[str, Any]]]:
-    """The paper's protocol: pick hyperparameters with the labelled anomalies of ``val`` only.
-
-    One model per grid point is trained on ``train`` (healthy) and scored on ``val``; the test split
-    is never an argument, so it cannot leak into the choice.
-
-    Parameters
-    ----------
-    train : SliceData
-        Healthy training slices.
-    val : SliceData
-        Validation slices with a few labelled anomalies (masks) and healthy slices.
-    grid : dict of str to list
-        Config field → candidate values, e.g. ``{"latent_dim": [64, 128], "layers": [...]}``.
-    steps : int, optional
-        Training steps per grid point (default: the config's).
-    metric : str
-        A key of :func:`featureae_lite.evaluation.metrics_from_output` (higher = better), e.g.
-        ``"sample_auroc"``, ``"sample_ap"``, ``"pixel_ap"``.
-    method : str
-        Registered method to tune (DPA by default; any method works).
-    device : str
-        Where every grid point trains (:func:`featureae_lite.device.resolve_device`).
-    **fixed
-        Config fields shared by every grid point (``image_size``, ``seed``, …).
-
-    Returns
-    -------
-    best : Detector
-        The trained detector of the best grid point (first one on ties); ``best.config`` holds
-        the chosen values.
-    table : list of dict
-        One row per grid point: its values and ``metric``.
-    """
-    from featureae_lite.evaluation import metrics_from_output
-
-    if float(val.masks.sum()) == 0:
-        raise ValueError("select_hyperparameters needs labelled anomalies in val (its masks are empty)")
-    if steps is not None:
-        fixed = {**fixed, "steps": steps}
-    keys = list(grid)
-    table, best, best_value = [], None, -math.inf
-    for values in itertools.product(*(grid[k] for k in keys)):
-        point = dict(zip(keys, values, strict=True))
-        det = create_detector(method, **fixed, **point).to_device(device)
-        det.fit(train, progress=progress)
-        value = metrics_from_output(det.predict(val.images, val.brains), val)[metric]
-        table.append({**point, metric: value})
-        if np.isfinite(value) and value > best_value:
-            best, best_value = det, value
-    if best is None:
-        raise ValueError(f"{metric} is undefined on val for every grid point "
-                         "(val needs healthy and anomalous slices)")
-    return best, table
+    def anomaly_map(self, batch: Batch) -> Tensor:
+        return self.map_and_score(batch)[0]
 
 
 __all__ = ["DPAConfig", "DeepPerceptualAutoencoder", "PerceptualAutoencoder", "PreActBlock",
-           "image_scores", "relative_perceptual_loss", "select_hyperparameters"]
+           "relative_perceptual_loss"]

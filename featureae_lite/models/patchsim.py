@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featureae_lite.models.base import Detector, DetectorConfig, register
-from featureae_lite.ssim import gaussian_window, ssim_map
+from featureae_lite.features import get_extractor
+from featureae_lite.maps import gaussian_blur, to_image_map
+from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
+from featureae_lite.ssim import ssim_map
 
 SIMILARITIES = ("ncc", "ssim", "feature_cosine")
-_EXTRACTORS: dict[str, nn.Module] = {}
 
 
 @dataclasses.dataclass
@@ -73,14 +74,6 @@ class PatchSimConfig(DetectorConfig):
     steps: int = 1000
 
 
-def _default_extractor() -> nn.Module:
-    if "effnet" not in _EXTRACTORS:
-        from featureae_lite.features import FeatureExtractor
-
-        _EXTRACTORS["effnet"] = FeatureExtractor("efficientnet_lite0")
-    return _EXTRACTORS["effnet"]
-
-
 def local_ncc(x: Tensor, y: Tensor, window: int = 11, sigma: float | None = None, eps: float = 1e-4
               ) -> Tensor:
     """Local normalised cross-correlation in a Gaussian window, (N, C, H, W) → (N, C, H, W) in [−1, 1].
@@ -88,12 +81,8 @@ def local_ncc(x: Tensor, y: Tensor, window: int = 11, sigma: float | None = None
     NCC = (σxy + eps) / √((σx² + eps)(σy² + eps)); two flat patches give 1. Reflect padding.
     """
     c = x.shape[1]
-    g = gaussian_window(window, sigma if sigma is not None else window / 4, x.dtype).to(x.device)
-    pad = window // 2
     stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    stats = F.pad(stats, (pad,) * 4, mode="reflect")
-    stats = F.conv2d(stats, g.view(1, 1, 1, -1).expand(5 * c, 1, 1, window), groups=5 * c)
-    stats = F.conv2d(stats, g.view(1, 1, -1, 1).expand(5 * c, 1, window, 1), groups=5 * c)
+    stats = gaussian_blur(stats, window, sigma if sigma is not None else window / 4, padding="reflect")
     mx, my, sxx, syy, sxy = stats.split(c, dim=1)
     vx, vy, cov = (sxx - mx**2).clamp_min(0), (syy - my**2).clamp_min(0), sxy - mx * my
     return ((cov + eps) / torch.sqrt((vx + eps) * (vy + eps))).clamp(-1, 1)
@@ -127,10 +116,10 @@ def patch_similarity_map(
     if similarity == "ssim":
         return (1 - ssim_map(x, y, window_size=window)).mean(1, keepdim=True)
     if similarity == "feature_cosine":
-        ext = extractor if extractor is not None else _default_extractor()
+        ext = extractor if extractor is not None else get_extractor("efficientnet_lite0")
         fx, fy = ext(x), ext(y)
         cos = F.cosine_similarity(fx, fy, dim=1, eps=1e-8)[:, None]
-        return F.interpolate((1 - cos).clamp_min(0), size=x.shape[-2:], mode="bilinear", align_corners=True)
+        return to_image_map((1 - cos).clamp_min(0), x.shape[-2:])
     raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
 
 
@@ -245,13 +234,9 @@ class PatchSimilarity(Detector):
             raise ValueError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
         self.net = UNet(tuple(c.widths))
 
-    def prepare(self, images: Tensor) -> Tensor:
-        """Images and brains (non-zero support) stacked: (N, 1, H, W) → (N, 2, H, W)."""
-        return torch.cat([images, (images > 0).to(images.dtype)], dim=1)
-
-    def loss(self, inputs: Tensor) -> Tensor:
+    def loss(self, batch: Batch) -> Tensor:
         c = self.config
-        x, brain = inputs[:, :1], inputs[:, 1:2]
+        x, brain = batch.images, batch.brains
         scale = c.image_size / 128
         lo, hi = max(1, round(c.patch_min * scale)), max(1, round(c.patch_max * scale))
         xc, _ = corrupt(x, brain, tuple(c.corruptions), c.max_corruptions, lo, hi)
@@ -261,8 +246,9 @@ class PatchSimilarity(Detector):
         """Healthy restoration x̂ (N, 1, H, W) of observed slices (N, 1, H, W)."""
         return self.net(images)
 
-    def anomaly_map(self, images: Tensor) -> Tensor:
+    def anomaly_map(self, batch: Batch) -> Tensor:
         c = self.config
+        images = batch.images
         rec = self.restore(images)
         if c.score_map == "residual":
             return (images - rec).abs()

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featureae_lite.models.base import Detector, DetectorConfig, register
+from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 from featureae_lite.models.superpixels import paste_pseudo_anomaly, superpixel_images
 
 
@@ -160,6 +160,7 @@ class ProxyAno(Detector):
 
     name = "proxyano"
     config_class = ProxyAnoConfig
+    prepare_for_prediction = False  # the superpixel proxies are training targets only
 
     def __init__(self, config: ProxyAnoConfig | None = None) -> None:
         super().__init__(config)
@@ -170,12 +171,12 @@ class ProxyAno(Detector):
         self.pem = EncoderDecoder(tuple(c.widths), memory)
         self.irm = EncoderDecoder(tuple(c.widths))
 
-    def prepare(self, images: Tensor) -> Tensor:
-        """Stack image, superpixel image and brain (non-zero support): (N, 1, H, W) → (N, 3, H, W)."""
+    def prepare(self, batch: Batch) -> Batch:
+        """The batch with its superpixel images (the proxies, (N, 1, H, W)) cached — for training;
+        prediction needs none (:attr:`prepare_for_prediction`)."""
         c = self.config
-        brains = (images > 0).float()
-        sis = superpixel_images(images, brains, c.n_segments, c.compactness).to(images.dtype)
-        return torch.cat([images, sis, brains], dim=1)
+        sis = superpixel_images(batch.images, batch.brains, c.n_segments, c.compactness)
+        return Batch(batch.images, batch.brains, sis.to(batch.images.dtype))
 
     def pseudo_anomalies(self, x: Tensor, si: Tensor, brain: Tensor) -> Tensor:
         """SIs (N, 1, H, W); with probability ``pseudo_prob`` a patch of the rolled batch is pasted."""
@@ -190,9 +191,9 @@ class ProxyAno(Detector):
                 out[i, 0] = paste_pseudo_anomaly(si[i, 0], donors[i, 0], None, brain[i, 0], lo, hi)[0]
         return out
 
-    def loss(self, inputs: Tensor) -> Tensor:
+    def loss(self, batch: Batch) -> Tensor:
         c = self.config
-        x, si, brain = inputs[:, :1], inputs[:, 1:2], inputs[:, 2:3]
+        x, si, brain = batch.images, batch.cached, batch.brains
         si_hat = self.pem(x)
         si_in = self.pseudo_anomalies(x, si, brain) if self.training and c.pseudo_prob > 0 else si
         return (
@@ -205,5 +206,5 @@ class ProxyAno(Detector):
         """Test-time path x → PEM → IRM → x̂, (N, 1, H, W) → (N, 1, H, W)."""
         return self.irm(self.pem(images))
 
-    def anomaly_map(self, images: Tensor) -> Tensor:
-        return (images - self.reconstruct(images)).abs()
+    def anomaly_map(self, batch: Batch) -> Tensor:
+        return (batch.images - self.reconstruct(batch.images)).abs()

@@ -1,0 +1,151 @@
+"""Build and load detectors by name: the method registry's factory, config checks and checkpoints.
+
+Importing this module imports every method module, which registers itself with
+:func:`featureae_lite.models.base.register`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano  # noqa: F401
+from featureae_lite.models.base import REGISTRY, Detector, DetectorConfig
+
+
+def available_methods() -> list[str]:
+    """Names of every registered method, in registration order."""
+    return list(REGISTRY)
+
+
+def get_method(name: str) -> type[Detector]:
+    """Return the detector class registered as ``name``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known ones.
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def applicable(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` that are config fields of method ``name`` (e.g. ``backbone`` for
+    fae and dpa, nothing for ae_l1)."""
+    fields = {f.name for f in dataclasses.fields(get_method(name).config_class)}
+    return {k: v for k, v in options.items() if k in fields}
+
+
+def create_detector(name: str, **overrides: Any) -> Detector:
+    """Build a detector by name with config fields overridden by keyword.
+
+    Examples
+    --------
+    >>> det = create_detector("ae_l1", image_size=64, steps=10)
+    """
+    cls = get_method(name)
+    config = build_config(cls.config_class, overrides, name)
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)  # seeded weight initialisation
+        det = cls(config)
+    return _channels_last(det)
+
+
+def _accepts(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the type of a config field whose default is ``default``."""
+    if default is None or isinstance(default, tuple):
+        return value is None or isinstance(value, (tuple, list))
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def build_config(config_class: type[DetectorConfig], values: dict[str, Any], source: str) -> DetectorConfig:
+    """A config from a dict, checking option names and value types first.
+
+    Parameters
+    ----------
+    config_class : type
+        The method's config dataclass.
+    values : dict
+        Option → value (a subset of the fields).
+    source : str
+        What the values came from (a method name, a checkpoint path), named in every error.
+
+    Raises
+    ------
+    ValueError
+        An unknown option, or a value of the wrong type (e.g. ``steps="many"``).
+    """
+    defaults = config_class()
+    fields = [f.name for f in dataclasses.fields(config_class)]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{source}: unknown config option(s) {unknown}; options are {sorted(fields)}")
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        if not _accepts(default, value):
+            sequence = default is None or isinstance(default, tuple)
+            kind = "a tuple or None" if sequence else type(default).__name__
+            raise ValueError(f"{source}: config option {key} must be {kind}, got {value!r}")
+    return config_class(**values)
+
+
+def _channels_last(det: Detector) -> Detector:
+    """Convolution weights in channels-last layout: 10–35 % faster training steps on CPU (oneDNN)
+    for the image-space networks (measured: ae_l1, vae, ae_ssim, dpa, patchsim), same model."""
+    return det.to(memory_format=torch.channels_last)
+
+
+def load_detector(path: str | os.PathLike, expect: dict[str, Any] | None = None) -> Detector:
+    """Load a checkpoint written by :meth:`Detector.save` (``weights_only=True``).
+
+    Parameters
+    ----------
+    path : path-like
+        Checkpoint file.
+    expect : dict, optional
+        ``{"method": name, **config fields}`` the checkpoint must match; a mismatch raises
+        ValueError naming the differing fields (used by train-or-load).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or foreign file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a featureae_lite checkpoint ({first})") from err
+    if not isinstance(ckpt, dict) or not {"method", "config", "state_dict"} <= set(ckpt):
+        raise ValueError(f"{path} is not a featureae_lite checkpoint (missing method/config/weights)")
+    if not isinstance(ckpt["config"], dict):
+        raise ValueError(f"checkpoint {path}: its config is not a dict of options")
+    if expect:
+        found = {"method": ckpt["method"], **ckpt["config"]}
+        diffs = {k: (found.get(k), v) for k, v in expect.items() if found.get(k) != v}
+        if diffs:
+            raise ValueError(f"checkpoint {path} does not match (found, wanted): {diffs}")
+    try:
+        cls = get_method(ckpt["method"])
+    except ValueError as err:
+        raise ValueError(f"checkpoint {path}: {err}") from err
+    config = build_config(cls.config_class, ckpt["config"], f"checkpoint {path} (method {ckpt['method']!r})")
+    try:
+        det = _channels_last(cls(config))
+    except ValueError as err:  # a value the method rejects, e.g. an unknown backbone
+        raise ValueError(f"checkpoint {path}: {err}") from err
+    try:
+        det.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path} does not fit {ckpt['method']}: {err}") from err
+    det.history = ckpt.get("history", det.history)
+    det.eval()
+    return det
