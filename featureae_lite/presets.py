@@ -23,7 +23,7 @@ class Preset:
         Keep every ``slice_step``-th axial slice of the slice range.
     slice_range : tuple of int
         Axial slice range [start, stop).
-    train : dict
+    budgets : dict
         Per-method config overrides for this preset (steps, and for FAE the learning rate), so that
         every model trains within the time budget of the hardware the preset is meant for.
     name : str
@@ -34,12 +34,12 @@ class Preset:
     image_size: int
     slice_step: int
     slice_range: tuple[int, int] = (55, 135)
-    train: dict[str, dict] = field(default_factory=dict)
+    budgets: dict[str, dict] = field(default_factory=dict)
     name: str = ""
 
     def overrides(self, method: str) -> dict:
         """Config overrides of ``method`` under this preset (``{}`` if none)."""
-        return dict(self.train.get(method, {}))
+        return dict(self.budgets.get(method, {}))
 
 
 # The FAE reference trains 10 000 steps at lr 2e-4 (batch 32) on a GPU. Measured on 2 CPU cores, default
@@ -59,7 +59,7 @@ QUICK = Preset(
     cohort_size="quick",
     image_size=64,
     slice_step=4,
-    train={"ae_l1": {"steps": 150}, "vae": {"steps": 150}, "ae_ssim": {"steps": 150},
+    budgets={"ae_l1": {"steps": 150}, "vae": {"steps": 150}, "ae_ssim": {"steps": 150},
            "fae": {"steps": 150, "lr": FAE_CPU_LR}, "dpa": {"steps": 150}, "proxyano": {"steps": 150},
            "patchsim": {"steps": 150}},
 )
@@ -73,7 +73,7 @@ DEFAULT = Preset(
     # does not improve with more (ae_l1 0.031 at 167 steps, 0.022 at 1000; GPU: 0.023 at 8000), the VAE
     # flat from ~1300-2000 (val loss 0.0841 → 0.0842), DPA 250 (AP 0.294; GPU: 0.301 at 3000); FAE
     # trains for the ~10 min cap (above). ProxyAno and patchsim keep 600 steps (not yet measured).
-    train={"ae_l1": {"steps": 1000}, "vae": {"steps": 2000}, "ae_ssim": {"steps": 1000},
+    budgets={"ae_l1": {"steps": 1000}, "vae": {"steps": 2000}, "ae_ssim": {"steps": 1000},
            "fae": {"steps": 1250, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
            "proxyano": {"steps": 600}, "patchsim": {"steps": 600}},
 )
@@ -87,7 +87,7 @@ CLASSROOM = Preset(
     cohort_size="default",
     image_size=128,
     slice_step=2,
-    train={m: {**o, "steps": o["steps"] * 2 // 5} for m, o in DEFAULT.train.items()},
+    budgets={m: {**o, "steps": o["steps"] * 2 // 5} for m, o in DEFAULT.budgets.items()},
 )
 # The papers' budgets, for a GPU (`--preset paper --device cuda`): every slice of the range (slice step 1),
 # and the reference code's shared config for FAE and the image-space autoencoders — Adam, lr 2e-4, batch 32,
@@ -103,7 +103,7 @@ PAPER = Preset(
     cohort_size="default",
     image_size=128,
     slice_step=1,
-    train={"ae_l1": REFERENCE, "vae": REFERENCE, "ae_ssim": REFERENCE,
+    budgets={"ae_l1": REFERENCE, "vae": REFERENCE, "ae_ssim": REFERENCE,
            "fae": {**REFERENCE, "precision": "float32"},
            "dpa": {"lr": 2e-3, "batch_size": 128, "steps": 3000},
            "proxyano": {"steps": 5000}, "patchsim": {"steps": 5000}},

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from featureae_lite.features import get_extractor
 from featureae_lite.maps import gaussian_blur, to_image_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
+from featureae_lite.models.patches import random_box
 from featureae_lite.ssim import ssim_map
 
 SIMILARITIES = ("ncc", "ssim", "feature_cosine")
@@ -159,9 +160,7 @@ def corrupt(
         for _ in range(int(torch.randint(1, max_count + 1, (1,), generator=rng))):
             sides = torch.randint(min_size, max_size + 1, (2,), generator=rng)
             sh, sw = min(int(sides[0]), h), min(int(sides[1]), w)
-            cy, cx = (pos[int(torch.randint(len(pos), (1,), generator=rng))].tolist() if len(pos)
-                      else (h // 2, w // 2))
-            y0, x0 = min(max(cy - sh // 2, 0), h - sh), min(max(cx - sw // 2, 0), w - sw)
+            y0, x0 = random_box(pos, sh, sw, (h, w), rng)
             kind = kinds[int(torch.randint(len(kinds), (1,), generator=rng))]
             sl = (i, 0, slice(y0, y0 + sh), slice(x0, x0 + sw))
             if kind == "mask":

@@ -19,6 +19,8 @@ import torch
 from skimage.segmentation import slic
 from torch import Tensor
 
+from featureae_lite.models.patches import random_box
+
 
 def superpixel_image(
     image: np.ndarray | Tensor, brain: np.ndarray | Tensor | None = None, n_segments: int = 150,
@@ -129,18 +131,8 @@ def paste_pseudo_anomaly(
     inside = (si > 0) if brain is None else brain > 0
     side = int(torch.randint(min_size, max_size + 1, (1,), generator=rng))
     side = min(side, h, w)
-    pos = inside.nonzero()
-    if len(pos):  # centre on a random brain pixel
-        cy, cx = pos[int(torch.randint(len(pos), (1,), generator=rng))].tolist()
-    else:
-        cy, cx = h // 2, w // 2
-    y0, x0 = min(max(cy - side // 2, 0), h - side), min(max(cx - side // 2, 0), w - side)
-    dpos = (donor > 0).nonzero()  # crop centred on a random pixel of the donor's brain
-    if len(dpos):
-        dy, dx = dpos[int(torch.randint(len(dpos), (1,), generator=rng))].tolist()
-    else:
-        dy, dx = h // 2, w // 2
-    dy0, dx0 = min(max(dy - side // 2, 0), h - side), min(max(dx - side // 2, 0), w - side)
+    y0, x0 = random_box(inside.nonzero(), side, side, (h, w), rng)  # on a random brain pixel
+    dy0, dx0 = random_box((donor > 0).nonzero(), side, side, (h, w), rng)  # from the donor's brain
     canvas = si.clone()
     canvas[y0 : y0 + side, x0 : x0 + side] = donor[dy0 : dy0 + side, dx0 : dx0 + side]
     patch_mask = torch.zeros(h, w, dtype=torch.bool, device=si.device)
