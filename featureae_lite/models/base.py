@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from featureae_lite.device import resolve_device
 from featureae_lite.fileio import atomic_path, check_output_file
 from featureae_lite.maps import SCORE_RULES, batched, image_scores, postprocess
 from featureae_lite.models.batch import Batch
@@ -160,8 +161,6 @@ class Detector(nn.Module):
     def to_device(self, device: str | torch.device | None = "auto") -> Detector:
         """Move the detector (frozen helpers included) to ``device`` (``"auto"``, ``"cpu"``,
         ``"cuda"``, ``"mps"``; see :func:`featureae_lite.device.resolve_device`). Returns it."""
-        from featureae_lite.device import resolve_device
-
         return self.to(resolve_device(device))
 
     # -- hooks for the training loop and prediction ------------------------------------------
