@@ -1,6 +1,7 @@
 """Train and evaluate several methods on the synthetic cohort under one protocol.
 
-``run_benchmark`` writes ``results.json`` (method → metrics, ``per_type`` → type → metrics,
+``run_benchmark`` writes ``results.json`` (method → metrics with 95 % subject-level bootstrap
+intervals ``pixel_ap_ci``, ``pixel_auroc_ci``, ``best_dice_ci``, ``per_type`` → type → metrics,
 ``train_seconds``, ``infer_slices_per_s``), ``results.md`` (markdown tables) and ``gallery.png``
 (example maps per anomaly type) to the output folder.
 """
@@ -94,7 +95,7 @@ def run_benchmark(
             det = train_or_load(m, splits["train"], splits["val"], progress=progress,
                                 checkpoint_dir=ckpt_dir, device=where, **cfg)
         wall = time.perf_counter() - start
-        res = evaluate(det, splits["test"], splits["val"])
+        res = evaluate(det, splits["test"], splits["val"], ci=True)
         res["train_seconds"] = float(det.history.get("train_seconds", wall)) if det.trainable else 0.0
         res["config"] = config_json(det.config)
         results[m] = res
@@ -122,10 +123,12 @@ def _nan_safe(x):
 
 def results_markdown(results: dict[str, Any]) -> str:
     """Markdown tables: overall metrics, then pixel AP per anomaly type."""
-    lines = ["| method | " + " | ".join(METRIC_KEYS) + " | dice@val-thr | steps | train s | slices/s |",
-             "|---" * (len(METRIC_KEYS) + 5) + "|"]
+    lines = ["| method | " + " | ".join(METRIC_KEYS) + " | pixel AP 95 % CI | dice@val-thr | steps | train s "
+             "| slices/s |", "|---" * (len(METRIC_KEYS) + 6) + "|"]
     for m, r in results.items():
         vals = " | ".join(f"{r[k]:.3f}" for k in METRIC_KEYS)
+        lo, hi = r.get("pixel_ap_ci", [float("nan")] * 2)
+        vals += f" | {lo:.3f}–{hi:.3f}"
         dv = r.get("dice_at_threshold", float("nan"))
         steps = r.get("config", {}).get("steps", 0) if r["train_seconds"] else 0
         lines.append(f"| {m} | {vals} | {dv:.3f} | {steps} | {r['train_seconds']:.0f} | "

@@ -34,6 +34,7 @@ from featureae_lite.metrics import (
     subset_curve_metrics,
 )
 from featureae_lite.models.base import AnomalyOutput, Detector
+from featureae_lite.uncertainty import bootstrap_ci, subject_histograms
 
 METRIC_KEYS = ("pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap")
 
@@ -77,6 +78,7 @@ def evaluate(
     brain_masked: bool = True,
     per_type: bool = True,
     unmasked: bool = True,
+    ci: bool = False,
     batch_size: int = 64,
 ) -> dict[str, Any]:
     """Evaluate a fitted detector on a split.
@@ -96,6 +98,9 @@ def evaluate(
     unmasked : bool
         Also report the overall pixel metrics on every pixel, background included (this sorts all
         pixels instead of the brain pixels only: about twice the cost).
+    ci : bool
+        Add 95 % subject-level bootstrap intervals ``pixel_ap_ci``, ``pixel_auroc_ci`` and
+        ``best_dice_ci`` (:mod:`featureae_lite.uncertainty`), overall and per type (a few seconds).
 
     Returns
     -------
@@ -110,19 +115,19 @@ def evaluate(
     val_out = predict_split(detector, val, batch_size)[0] if has_lesions else None
     out, speed = predict_split(detector, test, batch_size)
     return evaluate_predictions(detector, test, out, speed, val, val_out, brain_masked=brain_masked,
-                                per_type=per_type, unmasked=unmasked)
+                                per_type=per_type, unmasked=unmasked, ci=ci)
 
 
 def evaluate_predictions(
     detector: Detector, test, out: AnomalyOutput, speed: float, val=None,
     val_out: AnomalyOutput | None = None, *, brain_masked: bool = True, per_type: bool = True,
-    unmasked: bool = True,
+    unmasked: bool = True, ci: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate` from predictions already made (``out`` on ``test``, ``val_out`` on ``val``)
     at ``speed`` slices per second; used by :class:`featureae_lite.session.Session` to reuse maps."""
     threshold = threshold_from_output(val_out, val, brain_masked) if val_out is not None else None
     result = evaluate_output(out, test, threshold, brain_masked=brain_masked, per_type=per_type,
-                             unmasked=unmasked)
+                             unmasked=unmasked, ci=ci)
     result["infer_slices_per_s"] = speed
     result["protocol"] = (
         f"slices pooled; pixel metrics {'inside the brain mask' if brain_masked else 'on all pixels'}; "
@@ -135,7 +140,7 @@ def evaluate_predictions(
 
 def evaluate_output(
     out: AnomalyOutput, test, threshold: float | None = None, *, brain_masked: bool = True,
-    per_type: bool = True, unmasked: bool = True,
+    per_type: bool = True, unmasked: bool = True, ci: bool = False,
 ) -> dict[str, Any]:
     """Metrics of precomputed maps and scores on ``test``: overall, unmasked and per anomaly type.
 
@@ -147,7 +152,7 @@ def evaluate_output(
         The slices with lesion masks, brain masks and anomaly types.
     threshold : float, optional
         A threshold chosen elsewhere (on val) for ``dice_at_threshold``.
-    brain_masked, per_type, unmasked : bool
+    brain_masked, per_type, unmasked, ci : bool
         As in :func:`evaluate`.
     """
     if float(test.masks.sum()) == 0:
@@ -174,6 +179,13 @@ def evaluate_output(
     result["val_threshold"] = threshold
     if per_type:
         result["per_type"] = {t: {**pixel[t], **sample[t]} for t in rows if t != "overall"}
+    if ci:
+        hist = subject_histograms(out.maps, test.masks, test.brains if brain_masked else None,
+                                  list(test.subject_ids))
+        for name, r in rows.items():
+            target = result if name == "overall" else result["per_type"][name]
+            chosen = {s for s, keep in zip(test.subject_ids, r, strict=True) if keep}
+            target.update({f"{k}_ci": v for k, v in bootstrap_ci(hist.rows(chosen)).items()})
     return result
 
 

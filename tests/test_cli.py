@@ -44,6 +44,8 @@ def test_synth_train_evaluate_benchmark_quick(tmp_path, quick_data_dir, capsys):
         assert {"pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap",
                 "train_seconds", "infer_slices_per_s"} <= set(r)
         assert set(r["per_type"]) == {"tumor", "lesions", "stroke", "structural"}
+        low, high = r["pixel_ap_ci"]  # subject-level bootstrap interval, overall and per type
+        assert 0 <= low <= high <= 1 and len(r["per_type"]["tumor"]["pixel_ap_ci"]) == 2
     assert (out / "results.md").read_text().startswith("| method |")
     assert (out / "gallery.png").stat().st_size > 10_000
 
