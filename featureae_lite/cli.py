@@ -211,6 +211,8 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
         writable_expected_file()  # before the run: an installed package's copy is read-only
     if args.out:
         check_output_dir(args.out)
+    if getattr(args, "html", None):
+        check_output_dir(args.html, "--html")
     earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
     for d in earlier:
         if not (d / "index.md").is_file():
@@ -235,6 +237,10 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
             status = 1
         print(f"check: {len(report.failures)} failure(s) (orderings the lessons rely on, missing "
               f"figures), {len(report.drift)} figure(s) outside their measured band (warnings)")
+    if getattr(args, "html", None):
+        from featureae_lite.html_report import render_run
+
+        print(f"HTML pages of the run: {render_run(run_dir, args.html)}")
     if getattr(args, "record_expected", False):
         names = record_expected([*earlier, run_dir], args.quick)
         print(f"expected figures recorded from {len(earlier) + 1} run(s) for {', '.join(names)} "
@@ -274,6 +280,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
     print(cohort_summary(cohort))
     print(f"cohort ready in {time.perf_counter() - start:.1f} s")
     args.only, args.check, args.out, args.threads, args.record_from = None, True, None, None, None
+    args.html = None
     return _cmd_notebooks(args)
 
 
@@ -345,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated earlier run folders to record from together with this run")
     p.add_argument("--threads", type=_whole(1), default=None,
                    help="torch threads of the notebook kernels (default: all cores)")
+    p.add_argument("--html", default=None, metavar="DIR",
+                   help="also render the executed notebooks as HTML pages with an index.html in DIR")
     _add_common(p)
     _add_run_options(p, presets=False)
     p.set_defaults(func=_cmd_notebooks)

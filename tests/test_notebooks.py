@@ -180,3 +180,25 @@ def test_a_failing_notebook_does_not_stop_the_sequence(tmp_path, monkeypatch):
     index = (run / "index.md").read_text()
     assert "**failed**: RuntimeError" in index and "n = 1" in index
     assert json.loads((run / "params.json").read_text())["threads"] == 1
+
+
+def test_a_run_renders_as_html_pages_with_an_index(tmp_path):
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from featureae_lite.html_report import render_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    nb = new_notebook(cells=[new_markdown_cell("# 00 The data"),
+                             new_code_cell("print(1 + 1)", outputs=[new_output("stream", text="2\n")])])
+    nbformat.write(nb, run / "00_mri_data_and_anomalies.ipynb")
+    name = "00_mri_data_and_anomalies.ipynb"
+    (run / "index.md").write_text("# featureae_lite notebook run (QUICK settings)\n\n| notebook | seconds |\n"
+                                  f"|---|---|\n| [{name}]({name}) | 3 |\n")
+    index = render_run(run, tmp_path / "html")
+    page = index.read_text()
+    assert '<a href="00_mri_data_and_anomalies.html">' in page and "<table>" in page
+    rendered = (tmp_path / "html" / "00_mri_data_and_anomalies.html").read_text()
+    assert "The data" in rendered and "print" in rendered
+    with pytest.raises(ValueError, match="not a finished notebook run folder"):
+        render_run(tmp_path / "html", tmp_path / "other")
