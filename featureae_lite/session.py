@@ -78,19 +78,21 @@ class Session:
             self._outputs[key] = predict_split(self.detector(method, **overrides), getattr(self, split))
         return self._outputs[key]
 
-    def evaluate(self, method: str, **overrides: Any) -> dict[str, Any]:
+    def evaluate(self, method: str, ci: bool = False, **overrides: Any) -> dict[str, Any]:
         """Metrics of ``method`` on the test split, the honest threshold chosen on val.
 
         The maps are computed once per session and shared with :meth:`predict`. The brain-masked
         metrics only: the unmasked variant (every pixel, twice the cost) is left to
-        :func:`featureae_lite.evaluation.evaluate` and the benchmark.
+        :func:`featureae_lite.evaluation.evaluate` and the benchmark. ``ci=True`` adds 95 %
+        subject-level bootstrap intervals (``pixel_ap_ci`` …, overall and per type).
         """
         from featureae_lite.evaluation import evaluate_predictions
 
         out, speed = self._predict_timed(method, "test", overrides)
         val_out, _ = self._predict_timed(method, "val", overrides)
         detector = self.detector(method, **overrides)
-        return evaluate_predictions(detector, self.test, out, speed, self.val, val_out, unmasked=False)
+        return evaluate_predictions(detector, self.test, out, speed, self.val, val_out, unmasked=False,
+                                    ci=ci)
 
 
 def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None = None,
