@@ -150,11 +150,11 @@ def load_cohort_splits(
 
     parts: dict[str, list[SliceData]] = {"train": [], "val": [], "test": []}
     if source.train_layout == "synthetic":
-        cohort = cohort_of(source.train_data)
+        cohort = train_root = cohort_of(source.train_data)
         parts["train"].append(load_split(data_dir, "train", cohort=cohort, **kw))
         parts["val"].append(load_split(data_dir, "val", cohort=cohort, **kw))
     else:
-        root = Path(source.train_data)
+        root = train_root = Path(source.train_data)
         ids = [r.subject_id for r in discover_subjects(root, source.train_layout, source.modality)]
         train_ids, val_ids = split_subjects(ids, source.val_fraction, seed)
         if not val_ids:
@@ -175,7 +175,6 @@ def load_cohort_splits(
             parts["val"].append(load_split(data_dir, "val", cohort=root, layout=source.test_layout,
                                            subjects=val_ids, **kw))
     out: dict[str, Any] = {k: SliceData.concat(v) for k, v in parts.items()}
-    out["cohort"] = (cohort_of(source.train_data) if source.train_layout == "synthetic"
-                     else Path(source.train_data))
+    out["cohort"] = train_root
     out["source"] = source.describe()
     return out

@@ -245,7 +245,7 @@ class Detector(nn.Module):
             return AnomalyOutput(images.new_zeros(images.shape), images.new_zeros(0))
         was_training = self.training
         self.eval()
-        data, dev = Batch.of(images if brains is None else Batch(images, brains)), self.device
+        data, dev = Batch.of(images) if brains is None else Batch(images, brains), self.device
 
         def run(a: int, b: int) -> tuple[Tensor, Tensor | None]:
             batch = data[a:b].to(dev)

@@ -177,7 +177,6 @@ class DeepPerceptualAutoencoder(Detector):
         ch = extractor.out_channels
         self.register_buffer("feat_mean", torch.zeros(ch))
         self.register_buffer("feat_std", torch.ones(ch))
-        self.register_buffer("stats_ready", torch.zeros((), dtype=torch.bool))
 
     def raw_features(self, images: Tensor) -> Tensor:
         """Backbone features (N, C, s/4, s/4) of images (N, 1, H, W), s = ``perceptual_size``."""
@@ -207,7 +206,6 @@ class DeepPerceptualAutoencoder(Detector):
         std = raw.std(dim=(0, 2, 3))
         self.feat_mean.copy_(raw.mean(dim=(0, 2, 3)))
         self.feat_std.copy_(std.clamp_min(max(self.config.std_floor * float(std.median()), 1e-6)))
-        self.stats_ready.fill_(True)
 
     def loss(self, batch: Batch) -> Tensor:
         if batch.cached is None:
