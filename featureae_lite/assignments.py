@@ -3,25 +3,31 @@
 * :func:`make_assignments` writes student notebooks: in every cell tagged ``exercise`` the code
   between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a TODO stub that raises
   ``NotImplementedError``; everything else is kept, outputs are cleared.
-* :func:`grade` executes submissions with papermill (QUICK settings), each contained by
-  :class:`featureae_lite.sandbox.Sandbox` (own temporary folder, home and copy of the QUICK cohort, a
-  scrubbed environment, time, memory, file-size and process limits), reads the feedback every check
-  cell emitted (:data:`featureae_lite.exercises.MIME`) and reports each exercise as passed / failed /
-  not attempted with the checker's message.
+* :func:`grade` takes only the solution cells of each submission (the cells defining the exercises'
+  functions) and puts them into the course notebook; nothing else of the submission is used. The
+  checkers run in the grader's own process on fresh random cases and call the learner's functions in
+  a worker contained by :class:`featureae_lite.sandbox.Sandbox` (own temporary folder and home, a
+  scrubbed environment, time, memory, file-size and process limits; see
+  :mod:`featureae_lite.remote`), so a submission that edits a check cell, prints "passed" or patches
+  ``fl.exercises`` gains nothing. Each exercise is reported as passed / failed / not attempted with
+  the checker's message. Optionally (``run_notebook``) the assembled notebook is also executed with
+  papermill (QUICK) and its errors reported.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from featureae_lite.exercises import EXERCISES, MIME
+from featureae_lite.exercises import EXERCISES
 from featureae_lite.fileio import write_atomic
 from featureae_lite.notebooks import list_notebooks
 from featureae_lite.sandbox import Limits, Outcome, Sandbox
@@ -133,20 +139,47 @@ def make_assignments(out: str | os.PathLike, notebooks: list[Path] | None = None
     return [target for target, _ in students]
 
 
-def _course_exercises(path: str | os.PathLike) -> list[str]:
-    """Exercises of the course notebook whose name the file name contains (empty: no match)."""
+def course_notebook(path: str | os.PathLike) -> Path | None:
+    """The course notebook whose name the submission's file name contains (None: no match)."""
     stem = Path(path).stem
-    return [e.name for e in EXERCISES.values() if e.notebook in stem]
+    matches = [p for p in list_notebooks() if p.stem in stem]
+    return max(matches, key=lambda p: len(p.stem)) if matches else None
 
 
-def expected_exercises(path: str | os.PathLike, nb=None) -> list[str]:
-    """Exercises a submission is graded on: those of the course notebook its file name contains,
-    else the names its check cells call."""
-    by_notebook = _course_exercises(path)
-    if by_notebook:
-        return by_notebook
-    nb = nb if nb is not None else _read(path)
-    return list(dict.fromkeys(n for c in nb.cells if c.cell_type == "code" for n in _CHECK.findall(c.source)))
+def _defines(source: str) -> list[str]:
+    """Names of the top-level functions a cell defines (a regex fallback when it does not parse)."""
+    try:
+        body = ast.parse(source).body
+        return [n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    except SyntaxError:
+        return re.findall(r"^def (\w+)\(", source, flags=re.M)
+
+
+def exercise_cells(nb) -> list[tuple[str, Any]]:
+    """``(function name, cell)`` of every cell tagged ``exercise`` of a course notebook, in order."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and "exercise" in c.metadata.get("tags", [])]
+    return [(_defines(c.source)[0], c) for c in cells]
+
+
+def solution_cells(course, submitted) -> dict[str, str]:
+    """The submitted source of every exercise of ``course``: the first code cell of ``submitted`` that
+    defines the exercise's function (whatever its tags say); exercises without one are left out."""
+    found: dict[str, str] = {}
+    for cell in submitted.cells:
+        if cell.cell_type == "code":
+            for name in _defines(cell.source):
+                found.setdefault(name, cell.source)
+    return {name: found[name] for name, _ in exercise_cells(course) if name in found}
+
+
+def assembled_notebook(course, solutions: dict[str, str]):
+    """The course notebook with its exercise cells replaced by the submitted ``solutions`` (a missing
+    one becomes the student stub); everything else — setup, parameters, check cells — is the
+    course's."""
+    nb = student_version(course)
+    for name, cell in exercise_cells(nb):
+        cell.source = solutions.get(name, cell.source)
+    return nb
 
 
 def _unmatched_warning(path: Path) -> str:
@@ -189,40 +222,23 @@ def _explain(output: dict, time_limit: float, limits: Limits) -> tuple[str, bool
     return f"{ename}: {evalue}", False
 
 
-def _results_from(executed, expected: list[str], time_limit: float,
-                  limits: Limits) -> tuple[dict[str, dict], list[str], bool]:
-    """Feedback per exercise, the error messages found in an executed notebook and whether one of them
-    comes from a resource limit.
+def _notebook_errors(executed, time_limit: float, limits: Limits) -> tuple[list[str], bool]:
+    """The error messages of an executed notebook, and whether one of them comes from a resource limit.
 
-    Errors name their cell by its position in the submitted notebook (1 = first cell): the cells
-    papermill adds (injected parameters, error banners) are not counted.
+    Errors name their cell by its position in the notebook (1 = first cell): the cells papermill adds
+    (injected parameters, error banners) are not counted.
     """
-    results: dict[str, dict] = {}
     errors: list[str] = []
-    check_errors: dict[str, str] = {}
     resource_hit = False
     added = {"injected-parameters", "papermill-error-cell-tag"}
     cells = [c for c in executed.cells if not added & set(c.metadata.get("tags", []))]
     for i, cell in enumerate(cells, start=1):
-        if cell.cell_type != "code":
-            continue
-        for o in cell.get("outputs", []):
-            if MIME in o.get("data", {}):
-                fb = o["data"][MIME]
-                results[fb["exercise"]] = {"status": fb["status"], "message": fb["message"]}
-            elif o.get("output_type") == "error":
+        for o in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if o.get("output_type") == "error":
                 text, by_limit = _explain(o, time_limit, limits)
                 resource_hit |= by_limit
-                msg = f"cell {i}: {text}"
-                errors.append(msg)
-                for name in _CHECK.findall(cell.source):
-                    check_errors[name] = msg
-    for name in expected:
-        if name not in results:
-            why = (f"its check cell failed ({check_errors[name]})" if name in check_errors
-                   else "its check did not run (check cell missing or never reached)")
-            results[name] = {"status": "failed", "message": f"no feedback: {why}."}
-    return results, errors, resource_hit
+                errors.append(f"notebook cell {i}: {text}")
+    return errors, resource_hit
 
 
 def _failure(outcome: Outcome, limits: Limits) -> tuple[str, bool]:
@@ -268,27 +284,114 @@ def _limits(time_limit: float, memory_limit_mb: int, file_size_limit_mb: int,
                   processes=int(process_limit))
 
 
+def _run_notebook(box: Sandbox, nb, name: str, cohorts: list[Path], seed: int, time_limit: float,
+                  limits: Limits, warnings: list[str]) -> tuple[list[str], bool]:
+    """Execute the assembled notebook ``nb`` (QUICK) in ``box``: its errors and whether a limit hit."""
+    import nbformat
+
+    data, graded = box.root / "data", box.root / "graded"
+    graded.mkdir()
+    for folder in cohorts:
+        shutil.copytree(folder, data / folder.name)  # a copy: the teacher's data stays intact
+    src, dst = graded / f"assembled_{name}", graded / name
+    write_atomic(src, nbformat.writes(nb))
+    params = {"QUICK": True, "SEED": seed, "OUTPUT_DIR": str(box.work / "output"), "DATA_DIR": str(data)}
+    code = ("import json, sys; from featureae_lite.assignments import _execute; "
+            "_execute(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]))")
+    cmd = [sys.executable, "-c", code, str(src), str(dst), json.dumps(params), str(max(1, int(time_limit)))]
+    outcome = box.run(cmd, limits, {"FEATUREAE_LITE_DATA": str(data)})
+    warnings += outcome.warnings
+    errors, resource_hit = [], False
+    if outcome.timed_out:
+        errors.append(f"the notebook did not finish within its time limit of {time_limit:.0f} s "
+                      f"(stopped after {outcome.seconds:.0f} s)")
+    elif outcome.returncode != 0:
+        message, resource_hit = _failure(outcome, limits)
+        errors.append(f"notebook: {message}")
+    try:
+        executed = nbformat.read(dst, as_version=4) if dst.exists() else None
+    except Exception:  # cut off mid-write
+        executed, errors = None, [*errors, "the executed notebook could not be read back"]
+    if executed is not None:
+        found, by_limit = _notebook_errors(executed, time_limit, limits)
+        errors, resource_hit = errors + found, resource_hit or by_limit
+    return errors, resource_hit
+
+
+def _judge(box: Sandbox, name: str, cells: list[str], solutions: dict[str, str], limits: Limits,
+           check_time_limit: float, warnings: list[str]) -> tuple[dict[str, str], list[str], str | None]:
+    """Verdict on exercise ``name``: its checker runs here, the learner's code in a worker in ``box``.
+
+    Returns the exercise's result (status, message), error messages of the solution cells, and
+    ``"resource limit"`` / ``"timed out"`` when the worker met one (else None).
+    """
+    from featureae_lite.exercises import feedback
+    from featureae_lite.remote import RemoteSession, WorkerGone
+
+    if name not in solutions:
+        return {"status": "failed", "message": f"no cell of the submission defines {name}()."}, [], None
+    session = RemoteSession(box, cells, limits, call_timeout=check_time_limit)
+    errors, problem = [], None
+    try:
+        with session:
+            for err in session.cell_errors:
+                text, by_limit = _explain(err, check_time_limit, limits)
+                defines = ", ".join(f"{n}()" for n in err["names"]) or "no function"
+                errors.append(f"solution cell {err['cell']} (defines {defines}): {text}")
+                problem = "resource limit" if by_limit else problem
+            own = [e for e in session.cell_errors if name in e["names"]]
+            if own and name not in session.defined:
+                result = {"status": "failed", "message": f"the cell defining {name}() raised "
+                          f"{own[0]['ename']}: {own[0]['evalue']}."}
+            else:
+                fb = feedback(name, session.function(name), seed=secrets.randbits(63), source=solutions[name])
+                result = {"status": fb.status, "message": fb.message}
+    except WorkerGone:
+        result = {"status": "failed", "message": "your solution cells did not finish running."}
+    outcome = session.outcome
+    warnings += [w for w in (outcome.warnings if outcome else []) if w not in warnings]
+    if outcome is not None and outcome.timed_out:
+        errors.append(f"the solution cells ran past the time limit of {limits.wall_seconds:.0f} s while "
+                      f"checking {name}() and were stopped")
+        problem = problem or "timed out"
+    elif outcome is not None and outcome.returncode not in (0, None):
+        message, by_limit = _failure(outcome, limits)
+        errors.append(f"while checking {name}(): {message}")
+        problem = "resource limit" if by_limit else problem
+    return result, errors, problem
+
+
 def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: str | None = None,
                    seed: int = 0, *, memory_limit_mb: int = 6144, file_size_limit_mb: int = 1024,
-                   process_limit: int = 256, cohorts: list[Path] | None = None) -> dict[str, Any]:
-    """Execute one submission (QUICK) in a sandbox and grade its exercises; never raises for broken
-    submissions.
+                   process_limit: int = 256, check_time_limit: float = 60, run_notebook: bool = False,
+                   cohorts: list[Path] | None = None) -> dict[str, Any]:
+    """Grade one submission; never raises for broken submissions.
 
-    The submission runs in its own temporary folder (home, caches and a copy of the QUICK cohorts of
-    ``data_dir`` inside; removed afterwards) with a scrubbed environment and resource limits, see
-    :mod:`featureae_lite.sandbox`.
+    Only the submission's solution cells are used (for each exercise, the first code cell that
+    defines its function); everything else comes from the course notebook its file name contains.
+    For each exercise a worker in the submission's sandbox (own temporary folder and home, scrubbed
+    environment, resource limits, see :mod:`featureae_lite.sandbox`) executes the solution cells, and
+    the exercise's checker runs *in this process* on fresh random cases, calling the learner's
+    function through :mod:`featureae_lite.remote`. Nothing the submission prints, displays or patches
+    reaches the verdict.
 
     Parameters
     ----------
     time_limit : float
-        Seconds per cell and, plus 30 s to start the kernel, per notebook.
+        Seconds per cell and, plus 30 s to start the kernel, per notebook (``run_notebook`` only).
     data_dir : path-like, optional
-        The teacher's data folder, never written to by the submission.
+        The teacher's data folder, never written to by the submission (``run_notebook`` only).
     memory_limit_mb, file_size_limit_mb, process_limit : int
         Memory per process (``RLIMIT_DATA``), largest file, and processes/threads the submission may
         start.
+    check_time_limit : float
+        Seconds one call of the learner's function may take; the worker of an exercise lives at most
+        this long plus 30 s.
+    run_notebook : bool
+        Also execute the assembled course notebook (QUICK) and report its errors (they never change a
+        verdict).
     cohorts : list of Path, optional
-        QUICK cohort folders to copy (default: those of ``data_dir``, synthesised if missing).
+        QUICK cohort folders to copy for ``run_notebook`` (default: those of ``data_dir``).
 
     Returns
     -------
@@ -297,85 +400,76 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
         ``"unmatched"`` or ``"unreadable"``), ``seconds``, ``errors`` and ``warnings`` (lists of str),
         ``exercises`` (name → status, message), ``passed`` and ``total``.
     """
-    import nbformat
-
     limits = _limits(time_limit, memory_limit_mb, file_size_limit_mb, process_limit)
+    check_limits = _limits(check_time_limit, memory_limit_mb, file_size_limit_mb, process_limit)
     path = Path(path)
     report: dict[str, Any] = {"path": str(path), "status": "completed", "seconds": 0.0, "errors": [],
-                              "warnings": []}
+                              "warnings": [], "exercises": {}, "passed": 0, "total": 0}
     try:
         nb = _read(path)
     except (FileNotFoundError, ValueError) as err:
-        report.update(status="unreadable", errors=[str(err)], exercises={}, passed=0, total=0)
+        report.update(status="unreadable", errors=[str(err)])
         return report
-    expected = expected_exercises(path, nb)
-    if not _course_exercises(path):
-        report["warnings"].append(_unmatched_warning(path))
-        if not expected:  # nothing to grade: do not run it
-            report.update(status="unmatched", exercises={}, passed=0, total=0)
-            return report
+    course_path = course_notebook(path)
+    if course_path is None:
+        report.update(status="unmatched", warnings=[_unmatched_warning(path)])
+        return report
+    course = _read(course_path)
+    solutions = solution_cells(course, nb)
+    assembled = assembled_notebook(course, solutions)
+    cells = [cell.source for _, cell in exercise_cells(assembled)]
     start = time.perf_counter()
-    for cell in nb.cells:  # submitted outputs never count: only what the grader executes
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
+    problems: list[str] = []
     with Sandbox(prefix="featureae-grade-") as box:
-        data, graded = box.root / "data", box.root / "graded"
-        graded.mkdir()
-        for folder in cohorts if cohorts is not None else _quick_cohorts(data_dir, seed):
-            shutil.copytree(folder, data / folder.name)  # a copy: the teacher's data stays intact
-        src, dst = graded / f"submitted_{path.name}", graded / path.name
-        write_atomic(src, nbformat.writes(nb))
-        params = {"QUICK": True, "SEED": seed, "OUTPUT_DIR": str(box.work / "output"), "DATA_DIR": str(data)}
-        code = ("import json, sys; from featureae_lite.assignments import _execute; "
-                "_execute(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]))")
-        cmd = [sys.executable, "-c", code, str(src), str(dst), json.dumps(params),
-               str(max(1, int(time_limit)))]
-        outcome = box.run(cmd, limits, {"FEATUREAE_LITE_DATA": str(data)})
-        try:
-            executed = nbformat.read(dst, as_version=4) if dst.exists() else nb
-        except Exception:  # cut off mid-write
-            executed = nb
-            report["errors"].append("the executed notebook could not be read back")
-        results, errors, resource_hit = _results_from(executed, expected, time_limit, limits)
-    report["warnings"] += outcome.warnings
-    if outcome.timed_out:
-        report["errors"].append(f"the notebook did not finish within its time limit of {time_limit:.0f} s "
-                                f"(stopped after {outcome.seconds:.0f} s)")
-    elif outcome.returncode != 0:
-        message, by_limit = _failure(outcome, limits)
-        report["errors"].append(message)
-        resource_hit |= by_limit
+        if run_notebook:
+            found, resource_hit = _run_notebook(
+                box, assembled, path.name, cohorts if cohorts is not None else _quick_cohorts(data_dir, seed),
+                seed, time_limit, limits, report["warnings"])
+            report["errors"] += found
+            problems += ["resource limit"] if resource_hit else []
+        for name, _ in exercise_cells(course):
+            if "timed out" in problems:  # the solution cells never finish: no worker gets further
+                report["exercises"][name] = {"status": "failed",
+                                             "message": "your solution cells did not finish running."}
+                continue
+            result, errors, problem = _judge(box, name, cells, solutions, check_limits, check_time_limit,
+                                             report["warnings"])
+            report["exercises"][name] = result
+            report["errors"] += [e for e in errors if e not in report["errors"]]
+            problems += [problem] if problem else []
     report["seconds"] = round(time.perf_counter() - start, 1)
-    report["errors"] += errors
-    if resource_hit:
+    if "resource limit" in problems:
         report["status"] = "resource limit"
-    elif outcome.timed_out:
+    elif "timed out" in problems:
         report["status"] = "timed out"
     elif report["errors"]:
         report["status"] = "errors"
-    report["exercises"] = results
-    report["passed"] = sum(r["status"] == "passed" for r in results.values())
-    report["total"] = len(results)
+    report["passed"] = sum(r["status"] == "passed" for r in report["exercises"].values())
+    report["total"] = len(report["exercises"])
     return report
 
 
 def grade(paths: list[str | os.PathLike], out: str | os.PathLike | None = None, time_limit: float = 900,
           data_dir: str | None = None, *, memory_limit_mb: int = 6144, file_size_limit_mb: int = 1024,
-          process_limit: int = 256) -> list[dict[str, Any]]:
+          process_limit: int = 256, check_time_limit: float = 60,
+          run_notebook: bool = False) -> list[dict[str, Any]]:
     """Grade several submissions, each in its own sandbox (see :func:`grade_notebook`); writes the JSON
     report to ``out`` when given.
 
-    The QUICK cohort of ``data_dir`` is synthesised once here if missing; every submission gets a
-    copy and rebuilds caches and QUICK checkpoints inside its sandbox.
+    With ``run_notebook`` the QUICK cohort of ``data_dir`` is synthesised once here if missing; every
+    submission gets a copy and rebuilds caches and QUICK checkpoints inside its sandbox.
     """
     from tqdm.auto import tqdm
 
     if not paths:
         raise ValueError("no submission to grade")
     _limits(time_limit, memory_limit_mb, file_size_limit_mb, process_limit)  # fail before any work
-    cohorts = _quick_cohorts(data_dir)
+    if not check_time_limit > 0:
+        raise ValueError(f"check_time_limit (--check-time-limit) must be positive, got {check_time_limit}")
+    cohorts = _quick_cohorts(data_dir) if run_notebook else []
     reports = [grade_notebook(p, time_limit, data_dir, memory_limit_mb=memory_limit_mb,
                               file_size_limit_mb=file_size_limit_mb, process_limit=process_limit,
+                              check_time_limit=check_time_limit, run_notebook=run_notebook,
                               cohorts=cohorts)
                for p in tqdm(paths, desc="grading")]
     if out:

@@ -263,7 +263,8 @@ def _cmd_assignments_grade(args: argparse.Namespace) -> int:
 
     reports = grade(args.notebooks, args.out, time_limit=args.time_limit, data_dir=args.data,
                     memory_limit_mb=args.memory_limit, file_size_limit_mb=args.file_size_limit,
-                    process_limit=args.process_limit)
+                    process_limit=args.process_limit, check_time_limit=args.check_time_limit,
+                    run_notebook=args.run_notebook)
     print(report_table(reports))
     if args.out:
         print(f"report written to {args.out}")
@@ -365,13 +366,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true",
                    help="overwrite student notebooks already in --out (a student's work)")
     q.set_defaults(func=_cmd_assignments_make)
-    q = actions.add_parser("grade", help="execute submissions (QUICK) and report every exercise")
+    q = actions.add_parser("grade", help="check the solution cells of submissions and report every exercise")
     q.add_argument("notebooks", nargs="+", help="submitted notebooks")
     q.add_argument("--out", default=None, help="write the report as JSON")
+    q.add_argument("--check-time-limit", type=float, default=60, metavar="S",
+                   help="seconds one call of a student's function may take (default 60)")
+    q.add_argument("--run-notebook", action="store_true",
+                   help="also execute each assembled course notebook (QUICK) and report its errors")
     q.add_argument("--time-limit", type=float, default=900,
-                   help="seconds per cell; a notebook gets this plus 30 s (default 900)")
+                   help="with --run-notebook: seconds per cell; a notebook gets this plus 30 s (default 900)")
     q.add_argument("--data", default=None,
-                   help="data folder with the QUICK cohort (each submission works on its own copy)")
+                   help="with --run-notebook: data folder with the QUICK cohort (each submission works on "
+                        "its own copy)")
     q.add_argument("--memory-limit", type=int, default=6144, metavar="MB",
                    help="memory per process of a submission (default 6144)")
     q.add_argument("--file-size-limit", type=int, default=1024, metavar="MB",

@@ -5,17 +5,27 @@ solution sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION``), followed
 
     fl.exercises.check("l1_residual", l1_residual)
 
-:func:`check` calls the learner's function on small synthetic inputs, compares the answer with a
-reference implementation and shows a :class:`Feedback` (passed / failed / not attempted, what is
-wrong, a hint). It never raises, so a notebook keeps running after a wrong answer. The feedback is
-also emitted under the MIME type :data:`MIME` so that ``featureae-lite assignments grade`` can read
-the results back from an executed notebook.
+:func:`check` calls the learner's function on freshly randomised inputs (a new seed on every check,
+so an answer hard-coded for one case fails the next), compares the answer with a reference
+implementation and shows a :class:`Feedback` (passed / failed / not attempted, what is wrong, a
+hint). It never raises, so a notebook keeps running after a wrong answer. An exercise that asks for a
+function the package (or scikit-learn) already has names it in ``forbidden``: a solution that calls
+it fails.
+
+Graders do not trust this display: ``featureae-lite assignments grade`` runs these checkers in its
+own process and calls the learner's function in a sandboxed worker (:mod:`featureae_lite.remote`),
+so nothing a submission prints or patches can change its verdict.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import importlib
+import inspect
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,39 +75,142 @@ class Feedback:
         return {"text/plain": self.text(), MIME: asdict(self)}
 
 
+Checker = Callable[[Callable, np.random.Generator], None]
+
+
 @dataclass(frozen=True)
 class Exercise:
-    """One exercise: its notebook, a one-line task and the checker (raises :class:`Wrong`)."""
+    """One exercise.
+
+    Attributes
+    ----------
+    name, notebook, task : str
+        Function name the learner writes, the course notebook it belongs to, a one-line task.
+    checker : callable
+        ``checker(fn, rng)`` raises :class:`Wrong` unless ``fn`` answers cases drawn from ``rng``.
+    forbidden : tuple of str
+        Dotted names of library functions that already do what the exercise asks (calling them is
+        not a solution).
+    """
 
     name: str
     notebook: str
     task: str
-    checker: Callable[[Callable], None]
+    checker: Checker
+    forbidden: tuple[str, ...] = ()
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(notebook: str, task: str) -> Callable:
+def exercise(notebook: str, task: str, forbidden: tuple[str, ...] = ()) -> Callable[[Checker], Checker]:
     """Decorator registering ``check_<name>`` as the checker of exercise ``<name>``."""
 
-    def wrap(fn: Callable[[Callable], None]) -> Callable[[Callable], None]:
+    def wrap(fn: Checker) -> Checker:
         name = fn.__name__.removeprefix("check_")
-        EXERCISES[name] = Exercise(name, notebook, task, fn)
+        EXERCISES[name] = Exercise(name, notebook, task, fn, forbidden)
         return fn
 
     return wrap
 
 
-def feedback(name: str, answer: Any) -> Feedback:
-    """Run the checker of exercise ``name`` on ``answer`` and return the :class:`Feedback`."""
+def forbidden_calls(source: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The forbidden functions that ``source`` names (as a name, an attribute or an import).
+
+    Parameters
+    ----------
+    source : str
+        Python source of a solution.
+    forbidden : tuple of str
+        Dotted function names, e.g. ``"featureae_lite.metrics.best_dice"``; matched by their last part.
+
+    Returns
+    -------
+    list of str
+        The dotted names found, in the order of ``forbidden`` (empty if none, or if ``source`` does
+        not parse: its own error is reported when it runs).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            used.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            used.add(node.value)  # getattr(module, "name")
+    return [name for name in forbidden if name.rsplit(".", 1)[-1] in used]
+
+
+def _source_of(answer: Callable) -> str | None:
+    try:
+        return inspect.getsource(answer)
+    except (OSError, TypeError):
+        return None
+
+
+@contextlib.contextmanager
+def _tripwires(forbidden: tuple[str, ...]) -> Iterator[None]:
+    """Make every forbidden function raise :class:`Wrong` while a check runs (catches calls that the
+    source scan cannot see, e.g. through a helper function)."""
+    saved = []
+    for dotted in forbidden:
+        module_name, attr = dotted.rsplit(".", 1)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+
+        original = getattr(module, attr)
+
+        def tripwire(*args: Any, _name: str = dotted, _original: Callable = original, **kwargs: Any) -> Any:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.split(".")[0] in ("featureae_lite", "sklearn"):  # the checker or the library itself
+                return _original(*args, **kwargs)
+            raise Wrong(f"your solution calls {_name}, the function this exercise asks you to write.",
+                        "write the computation yourself with numpy/torch operations.")
+
+        saved.append((module, attr, original))
+        setattr(module, attr, tripwire)
+    try:
+        yield
+    finally:
+        for module, attr, original in reversed(saved):
+            setattr(module, attr, original)
+
+
+def feedback(name: str, answer: Any, *, seed: int | None = None, source: str | None = None) -> Feedback:
+    """Run the checker of exercise ``name`` on ``answer`` and return the :class:`Feedback`.
+
+    Parameters
+    ----------
+    name : str
+        Exercise name.
+    answer : callable
+        The learner's function (or a :class:`featureae_lite.remote.RemoteFunction`).
+    seed : int, optional
+        Seed of the randomised cases; default: a fresh one on every call.
+    source : str, optional
+        The solution's source, scanned for forbidden calls; default: ``inspect.getsource(answer)``.
+    """
     if name not in EXERCISES:
         raise ValueError(f"unknown exercise {name!r}; known exercises: {', '.join(EXERCISES)}")
     if not callable(answer):
         return Feedback(name, "failed", f"expected a function, got {type(answer).__name__}. "
                         "Hint: pass the function itself, e.g. check(name, my_function).")
+    ex = EXERCISES[name]
+    found = forbidden_calls(source if source is not None else _source_of(answer) or "", ex.forbidden)
+    if found:
+        return Feedback(name, "failed", f"your solution calls {found[0]}, the function this exercise asks "
+                        "you to write. Hint: write the computation yourself with numpy/torch operations.")
     try:
-        EXERCISES[name].checker(answer)
+        with _tripwires(ex.forbidden):
+            ex.checker(answer, np.random.default_rng(seed))
     except NotImplementedError:
         return Feedback(name, "not attempted", "Replace the `raise NotImplementedError` with your code, "
                         "run the cell, then run this check again.")
@@ -105,13 +218,17 @@ def feedback(name: str, answer: Any) -> Feedback:
         hint = f" Hint: {err.hint}" if err.hint else ""
         return Feedback(name, "failed", f"{err.args[0]}{hint} Nearly there, try again!")
     except Exception as err:  # the learner's code crashed: report it, do not crash the notebook
-        return Feedback(name, "failed", f"your function raised {type(err).__name__}: {err}. "
+        kind = getattr(err, "kind", type(err).__name__)  # a RemoteError names the learner's exception
+        return Feedback(name, "failed", f"your function raised {kind}: {err}. "
                         "Read the message, fix the line it points to and run the check again.")
     return Feedback(name, "passed", "Well done!")
 
 
-def check(name: str, answer: Any) -> Feedback:
-    """Check ``answer`` for exercise ``name`` and display the feedback (never raises for bad answers)."""
+def check(name: str, answer: Any) -> None:
+    """Check ``answer`` for exercise ``name`` and display the feedback (never raises for bad answers).
+
+    Returns nothing, so that a check cell shows its feedback once; :func:`feedback` returns it.
+    """
     result = feedback(name, answer)
     try:
         from IPython.display import display
@@ -119,12 +236,12 @@ def check(name: str, answer: Any) -> Feedback:
         display(result)
     except ImportError:  # plain Python: print instead
         print(result.text())
-    return result
 
 
 # -- helpers for checkers ------------------------------------------------------------------------
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _gen(rng: np.random.Generator) -> torch.Generator:
+    """A torch generator seeded from ``rng``."""
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
 def _tensor(answer: Any, what: str) -> torch.Tensor:
@@ -147,6 +264,8 @@ def _close(got: Any, want: torch.Tensor, what: str, hint: str = "", atol: float 
 
 
 def _number(got: Any, want: float, what: str, hint: str = "", tol: float = 1e-5) -> None:
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
     try:
         value = float(got)
     except (TypeError, ValueError) as err:
@@ -155,56 +274,79 @@ def _number(got: Any, want: float, what: str, hint: str = "", tol: float = 1e-5)
         raise Wrong(f"{what} is {value:.6g}, expected {want:.6g}.", hint)
 
 
-def _maps(n: int = 3, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = _gen(seed)
+def _maps(g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random maps (n, 1, size, size) in [0, 1) and a brain mask of a random box in each slice."""
     maps = torch.rand(n, 1, size, size, generator=g)
     brains = torch.zeros(n, 1, size, size)
-    brains[..., 3:-3, 2:-4] = 1
+    for b in brains:
+        top, left = (int(v) for v in torch.randint(0, size // 4, (2,), generator=g))
+        bottom, right = (int(v) for v in torch.randint(size - size // 4, size + 1, (2,), generator=g))
+        b[:, top:bottom, left:right] = 1
     return maps, brains
+
+
+def value_and_grad(fn: Callable, args: tuple, wrt: int) -> tuple[Any, torch.Tensor | None]:
+    """``fn(*args)`` and the gradient of the sum of its output with respect to ``args[wrt]``.
+
+    A :class:`featureae_lite.remote.RemoteFunction` computes both where the function lives (its own
+    ``value_and_grad``); the gradient is ``None`` when the output carries none.
+    """
+    if hasattr(fn, "value_and_grad"):
+        return fn.value_and_grad(args, wrt)
+    x = args[wrt].detach().clone().requires_grad_(True)
+    out = fn(*args[:wrt], x, *args[wrt + 1:])
+    if not isinstance(out, torch.Tensor) or not out.requires_grad:
+        return out, None
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    return out.detach(), grad
 
 
 # -- 00 MRI data -----------------------------------------------------------------------------------
 @exercise("00_mri_data_and_anomalies", "lesion volume in millilitres from a voxel mask and voxel sizes")
-def check_lesion_volume_ml(fn: Callable) -> None:
-    mask = np.zeros((10, 12, 8), dtype=bool)
-    mask[2:5, 3:7, 1:3] = True  # 24 voxels
-    for zooms in ((1.0, 1.0, 1.0), (0.5, 0.8, 2.0)):
+def check_lesion_volume_ml(fn: Callable, rng: np.random.Generator) -> None:
+    for _ in range(3):
+        mask = rng.random(tuple(rng.integers(4, 12, size=3))) < rng.uniform(0.05, 0.5)
+        zooms = tuple(float(z) for z in rng.uniform(0.4, 3.0, size=3).round(2))
         _number(fn(mask, zooms), mask.sum() * float(np.prod(zooms)) / 1000.0,
-                f"the volume for voxel sizes {zooms} mm",
+                f"the volume of a {mask.sum()}-voxel mask for voxel sizes {zooms} mm",
                 "count the voxels, multiply by the volume of one voxel (mm³), 1 ml = 1000 mm³.")
+    _number(fn(np.zeros((3, 3, 3), bool), (1.0, 1.0, 1.0)), 0.0, "the volume of an empty mask")
 
 
 @exercise("00_mri_data_and_anomalies", "mean lesion intensity over the mean of the rest of the brain")
-def check_intensity_ratio(fn: Callable) -> None:
-    g = np.random.default_rng(0)
-    image = g.uniform(0.2, 0.6, (20, 20))
-    brain = np.zeros((20, 20), bool)
-    brain[2:18, 2:18] = True
-    lesion = np.zeros((20, 20), bool)
-    lesion[5:9, 6:10] = True
-    image[lesion] += 0.3
-    want = image[lesion].mean() / image[brain & ~lesion].mean()
-    _number(fn(image, lesion, brain), want, "the intensity ratio",
-            "the denominator uses brain pixels that are *not* lesion: brain & ~lesion.")
+def check_intensity_ratio(fn: Callable, rng: np.random.Generator) -> None:
+    for _ in range(3):
+        h, w = (int(v) for v in rng.integers(16, 32, size=2))
+        image = rng.uniform(0.2, 0.6, (h, w))
+        brain = np.zeros((h, w), bool)
+        brain[2:-2, 2:-2] = True
+        lesion = np.zeros((h, w), bool)
+        top, left = int(rng.integers(3, h - 8)), int(rng.integers(3, w - 8))
+        lesion[top:top + 4, left:left + 4] = True
+        image[lesion] += rng.uniform(-0.15, 0.3)
+        want = image[lesion].mean() / image[brain & ~lesion].mean()
+        _number(fn(image, lesion, brain), want, "the intensity ratio",
+                "the denominator uses brain pixels that are *not* lesion: brain & ~lesion.")
 
 
 # -- 01 l1 residual ------------------------------------------------------------------------------
 @exercise("01_l1_residual_autoencoder", "the l1 residual map |x − x̂|")
-def check_l1_residual(fn: Callable) -> None:
-    x, _ = _maps(seed=1)
-    x_hat, _ = _maps(seed=2)
+def check_l1_residual(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    n, size = int(rng.integers(1, 4)), int(rng.integers(8, 24))
+    x, x_hat = torch.rand(n, 1, size, size, generator=g), torch.rand(n, 1, size, size, generator=g)
     _close(fn(x, x_hat), (x - x_hat).abs(), "l1_residual(x, x_hat)",
            "the map keeps the shape (N, 1, H, W): take the absolute difference pixel by pixel.")
 
 
 @exercise("01_l1_residual_autoencoder", "image score: mean of in-brain map values above the 90th percentile")
-def check_top10_mean_score(fn: Callable) -> None:
+def check_top10_mean_score(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.maps import image_scores
 
-    maps, brains = _maps(4, 20, seed=3)
+    maps, brains = _maps(_gen(rng), int(rng.integers(2, 6)), int(rng.integers(12, 28)))
     _close(fn(maps, brains), image_scores(maps, brains, "top10_mean"), "top10_mean_score(maps, brains)",
-           "per slice: keep values where brain > 0, q = torch.quantile(values, 0.9), "
-           "average the values >= q; return shape (N,).")
+           "per slice: keep values where brain > 0, take their 90th percentile q (torch.quantile), "
+           "average the values >= q; one score per slice, shape (N,).")
 
 
 # -- 02 SSIM -------------------------------------------------------------------------------------
@@ -220,11 +362,14 @@ def _ssim_terms(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> tu
 
 
 @exercise("02_ssim", "SSIM's luminance, contrast and structure terms of two patches")
-def check_ssim_terms(fn: Callable) -> None:
-    g = _gen(4)
-    x = torch.rand(8, 8, generator=g)
-    for name, y in {"a brighter copy": x * 0.5 + 0.4, "a noisy copy": x + 0.2 * torch.rand(8, 8, generator=g),
-                    "a mirrored copy": x.flip(-1)}.items():
+def check_ssim_terms(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    size = int(rng.integers(5, 12))
+    x = torch.rand(size, size, generator=g)
+    cases = {"a brighter, flatter copy": x * rng.uniform(0.3, 0.8) + rng.uniform(0.1, 0.4),
+             "a noisy copy": x + rng.uniform(0.1, 0.4) * torch.rand(size, size, generator=g),
+             "a mirrored copy": x.flip(-1), "a flat patch": torch.full((size, size), rng.uniform(0.2, 0.8))}
+    for name, y in cases.items():
         got = fn(x, y)
         if not isinstance(got, tuple | list) or len(got) != 3:
             raise Wrong("return a tuple (luminance, contrast, structure).")
@@ -236,161 +381,197 @@ def check_ssim_terms(fn: Callable) -> None:
 
 
 @exercise("02_ssim", "the SSIM loss 1 − mean SSIM of a batch and its reconstruction")
-def check_ssim_loss(fn: Callable) -> None:
+def check_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.ssim import ssim_map
 
-    x, _ = _maps(2, 24, seed=5)
-    x_hat = (x + 0.1 * torch.rand(x.shape, generator=_gen(6))).clamp(0, 1)
+    g = _gen(rng)
+    x = torch.rand(int(rng.integers(1, 4)), 1, int(rng.integers(16, 32)), 24, generator=g)
+    x_hat = (x + rng.uniform(0.05, 0.3) * torch.rand(x.shape, generator=g)).clamp(0, 1)
     _number(fn(x, x_hat), float(1 - ssim_map(x_hat, x).mean()), "ssim_loss(x, x_hat)",
-            "fl.ssim.ssim_map(x_hat, x) gives the per-pixel SSIM; average it and subtract from 1.")
+            "the course's ssim_map gives the per-pixel SSIM; average it and subtract from 1.")
 
 
 # -- 03 feature space ----------------------------------------------------------------------------
 @exercise("03_feature_space", "channel-mean feature map upsampled to the image size")
-def check_channel_mean_map(fn: Callable) -> None:
-    feats = torch.rand(2, 5, 8, 8, generator=_gen(7))
-    want = F.interpolate(feats.mean(1, keepdim=True), size=(32, 32), mode="bilinear", align_corners=True)
-    _close(fn(feats, 32), want, "channel_mean_map(features, 32)",
-           "average over dim 1 with keepdim=True, then F.interpolate(..., mode='bilinear', "
-           "align_corners=True).")
+def check_channel_mean_map(fn: Callable, rng: np.random.Generator) -> None:
+    c, h = int(rng.integers(2, 9)), int(rng.integers(4, 12))
+    size = int(rng.integers(2, 5)) * h
+    feats = torch.rand(2, c, h, h, generator=_gen(rng))
+    want = F.interpolate(feats.mean(1, keepdim=True), size=(size, size), mode="bilinear", align_corners=True)
+    _close(fn(feats, size), want, f"channel_mean_map(features, {size})",
+           "average over the channel dimension keeping it, then upsample bilinearly with "
+           "align_corners=True.")
 
 
 @exercise("03_feature_space", "predict the feature-map shape for a choice of EfficientNet-Lite0 layers")
-def check_feature_shape(fn: Callable) -> None:
-    from featureae_lite.features import FeatureExtractor
+def check_feature_shape(fn: Callable, rng: np.random.Generator) -> None:
+    from featureae_lite.features import layer_table
 
-    for layers in (("block2",), ("block2", "block4", "block10"), ("stem", "block4", "block10", "block15")):
-        want = FeatureExtractor(layers=layers, pretrained=False).layer_channels
-        got = fn(layers, 128)
-        expected = (sum(want), 32, 32)
-        if tuple(int(v) for v in got) != expected:
-            raise Wrong(f"for layers {layers} at 128 px you predicted {tuple(got)}, the extractor gives "
-                        f"{expected}.", "channels add up over the layers; every layer is resized to "
-                        "1/4 of the image side.")
+    channels = {row["layer"]: row["channels"] for row in layer_table("efficientnet_lite0")}
+    names = list(channels)
+    for _ in range(3):
+        k = int(rng.integers(1, 4))
+        layers = tuple(str(n) for n in sorted(rng.choice(names, size=k, replace=False), key=names.index))
+        size = 32 * int(rng.integers(2, 7))
+        got = fn(layers, size)
+        expected = (sum(channels[n] for n in layers), size // 4, size // 4)
+        if not isinstance(got, tuple | list) or tuple(int(v) for v in got) != expected:
+            raise Wrong(f"for layers {layers} at {size} px you predicted {got!r}, the extractor gives "
+                        f"{expected}.", "channels add up over the layers (see fl.features.layer_table()); "
+                        "every layer is resized to 1/4 of the image side.")
 
 
 # -- 04 FAE --------------------------------------------------------------------------------------
+def _features(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    g = _gen(rng)
+    shape = (int(rng.integers(1, 4)), int(rng.integers(2, 8)), int(rng.integers(8, 16)), 12)
+    f = torch.randn(*shape, generator=g)
+    return f, f + rng.uniform(0.1, 0.5) * torch.randn(*shape, generator=g)
+
+
 @exercise("04_feature_autoencoder", "FAE's training loss: 1 − mean feature-space SSIM (5×5 window)")
-def check_feature_ssim_loss(fn: Callable) -> None:
+def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.ssim import ssim_map
 
-    f = torch.randn(2, 6, 12, 12, generator=_gen(8))
-    f_hat = f + 0.3 * torch.randn(f.shape, generator=_gen(9))
+    f, f_hat = _features(rng)
     _number(fn(f, f_hat), float(1 - ssim_map(f_hat, f, window_size=5).mean()), "feature_ssim_loss(f, f_hat)",
             "ssim_map works for any channel count; use window_size=5.")
 
 
 @exercise("04_feature_autoencoder", "FAE's anomaly map: channel-mean 1 − SSIM upsampled to the image")
-def check_fae_map(fn: Callable) -> None:
+def check_fae_map(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.ssim import ssim_map
 
-    f = torch.randn(2, 6, 12, 12, generator=_gen(10))
-    f_hat = f + 0.3 * torch.randn(f.shape, generator=_gen(11))
+    f, f_hat = _features(rng)
+    size = 4 * f.shape[-1]
     amap = (1 - ssim_map(f_hat, f, window_size=5)).mean(1, keepdim=True)
-    want = F.interpolate(amap, size=(48, 48), mode="bilinear", align_corners=True)
-    _close(fn(f, f_hat, 48), want, "fae_map(f, f_hat, 48)",
+    want = F.interpolate(amap, size=(size, size), mode="bilinear", align_corners=True)
+    _close(fn(f, f_hat, size), want, f"fae_map(f, f_hat, {size})",
            "1 − ssim_map(..., window_size=5), mean over channels (keepdim), then bilinear upsampling "
            "with align_corners=True.")
 
 
 # -- 05 evaluation -------------------------------------------------------------------------------
-@exercise("05_evaluation", "average precision by hand (sort, cumulative TP/FP)")
-def check_average_precision(fn: Callable) -> None:
+def _scored(rng: np.random.Generator, n: int, rate: float, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    labels = rng.random(n) < rate
+    labels[int(rng.integers(n))] = True  # at least one positive
+    return rng.random(n) + shift * labels, labels
+
+
+@exercise("05_evaluation", "average precision by hand (sort, cumulative TP/FP)",
+          forbidden=("featureae_lite.metrics.average_precision", "sklearn.metrics.average_precision_score",
+                     "featureae_lite.metrics.curve_metrics"))
+def check_average_precision(fn: Callable, rng: np.random.Generator) -> None:
     from sklearn.metrics import average_precision_score
 
-    g = np.random.default_rng(12)
-    labels = g.random(500) < 0.1
-    scores = g.random(500) + 0.5 * labels
-    _number(fn(scores, labels), float(average_precision_score(labels, scores)), "your AP",
-            "sort scores descending; precision at each positive = TP so far / rank; AP = mean of the "
-            "precisions at the positives.", tol=1e-6)
+    for n, rate in ((int(rng.integers(200, 600)), rng.uniform(0.02, 0.3)), (int(rng.integers(20, 60)), 0.0)):
+        scores, labels = _scored(rng, n, rate, rng.uniform(0.0, 0.8))
+        _number(fn(scores, labels), float(average_precision_score(labels, scores)),
+                f"your AP for {labels.sum()} positives among {n} pixels",
+                "sort scores descending; precision at each positive = TP so far / rank; AP = mean of the "
+                "precisions at the positives.", tol=1e-6)
 
 
 @exercise("05_evaluation", "the Dice coefficient of two binary masks")
-def check_dice(fn: Callable) -> None:
-    a = np.zeros((10, 10), bool)
-    b = np.zeros((10, 10), bool)
-    a[2:6, 2:6], b[4:8, 3:7] = True, True
-    _number(fn(a, b), 2 * (a & b).sum() / (a.sum() + b.sum()), "dice(a, b)",
-            "Dice = 2 |A ∩ B| / (|A| + |B|).")
+def check_dice(fn: Callable, rng: np.random.Generator) -> None:
+    for _ in range(3):
+        shape = tuple(int(v) for v in rng.integers(6, 20, size=2))
+        a, b = rng.random(shape) < rng.uniform(0.1, 0.6), rng.random(shape) < rng.uniform(0.1, 0.6)
+        _number(fn(a, b), 2 * (a & b).sum() / (a.sum() + b.sum()), "dice(a, b)",
+                "Dice = 2 |A ∩ B| / (|A| + |B|).")
     _number(fn(a, a), 1.0, "dice(a, a)", "identical masks have Dice 1.")
+    _number(fn(a, ~a), 0.0, "dice(a, ~a)", "disjoint masks have Dice 0.")
 
 
-@exercise("05_evaluation", "choose the Dice-maximising threshold on validation scores")
-def check_val_threshold(fn: Callable) -> None:
+@exercise("05_evaluation", "choose the Dice-maximising threshold on validation scores",
+          forbidden=("featureae_lite.metrics.best_dice", "featureae_lite.metrics.dice_iou_at_threshold",
+                     "featureae_lite.metrics.curve_metrics"))
+def check_val_threshold(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.metrics import best_dice, dice_iou_at_threshold
 
-    g = np.random.default_rng(13)
-    labels = g.random(2000) < 0.05
-    scores = g.random(2000) + 0.6 * labels
-    best, _ = best_dice(scores, labels)
-    thr = fn(scores, labels)
-    got, _ = dice_iou_at_threshold(scores, labels, float(thr))
-    if got < best - 1e-6:
-        raise Wrong(f"binarising at your threshold {float(thr):.4f} gives Dice {got:.4f}; the best "
-                    f"possible is {best:.4f}.", "try every distinct score as the threshold (pixels ≥ "
-                    "threshold are positive) and keep the one with the highest Dice.")
+    for _ in range(2):
+        scores, labels = _scored(rng, int(rng.integers(300, 1200)), rng.uniform(0.02, 0.15),
+                                 rng.uniform(0.2, 0.9))
+        best, _ = best_dice(scores, labels)
+        thr = fn(scores, labels)
+        got, _ = dice_iou_at_threshold(scores, labels, float(thr))
+        if got < best - 1e-6:
+            raise Wrong(f"binarising at your threshold {float(thr):.4f} gives Dice {got:.4f}; the best "
+                        f"possible is {best:.4f}.", "try every distinct score as the threshold (pixels ≥ "
+                        "threshold are positive) and keep the one with the highest Dice.")
 
 
 # -- 06 DPA --------------------------------------------------------------------------------------
-@exercise("06_perceptual_autoencoder", "the relative perceptual L1 with a detached denominator")
-def check_relative_perceptual_l1(fn: Callable) -> None:
-    from featureae_lite.models.dpa import relative_perceptual_loss
-
-    fx = torch.randn(3, 4, 5, 5, generator=_gen(14)).requires_grad_(True)
-    fy = torch.randn(3, 4, 5, 5, generator=_gen(15))
-    got = fn(fx, fy)
-    _close(got.detach() if isinstance(got, torch.Tensor) else got, relative_perceptual_loss(fx, fy).detach(),
-           "relative_perceptual_l1(fx, fy)", "per sample: mean |fx − fy| / mean |fx|, shape (N,).")
-    got.sum().backward()
-    den = fx.detach().abs().flatten(1).mean(1).view(-1, 1, 1, 1)
-    want = torch.sign(fx - fy).detach() / (den * fx[0].numel())
-    _close(fx.grad, want, "the gradient with respect to fx",
+@exercise("06_perceptual_autoencoder", "the relative perceptual L1 with a detached denominator",
+          forbidden=("featureae_lite.models.dpa.relative_perceptual_loss",))
+def check_relative_perceptual_l1(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    shape = (int(rng.integers(2, 5)), int(rng.integers(2, 6)), 5, int(rng.integers(3, 7)))
+    fx, fy = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+    got, grad = value_and_grad(fn, (fx, fy), wrt=0)
+    den = fx.abs().flatten(1).mean(1)
+    _close(got, (fx - fy).abs().flatten(1).mean(1) / den, "relative_perceptual_l1(fx, fy)",
+           "per sample: mean |fx − fy| / mean |fx|, shape (N,).")
+    if grad is None:
+        raise Wrong("your loss carries no gradient with respect to fx.",
+                    "compute it with torch operations on fx itself (detach only the denominator).")
+    want = torch.sign(fx - fy) / (den.view(-1, 1, 1, 1) * fx[0].numel())
+    _close(grad, want, "the gradient with respect to fx",
            "the denominator must not carry gradient: divide by mean |fx| computed on fx.detach().")
 
 
 @exercise("06_perceptual_autoencoder", "choose a hyperparameter from validation results only")
-def check_choose_on_val(fn: Callable) -> None:
-    rows = [{"latent_dim": 16, "val_auroc": 0.61}, {"latent_dim": 64, "val_auroc": float("nan")},
-            {"latent_dim": 128, "val_auroc": 0.74}, {"latent_dim": 256, "val_auroc": 0.70}]
-    got = fn(rows, "val_auroc")
-    if not isinstance(got, dict) or got.get("latent_dim") != 128:
-        raise Wrong(f"expected the row with latent_dim 128, got {got!r}.",
-                    "ignore NaN values (math.isnan) and return the whole row with the highest value.")
+def check_choose_on_val(fn: Callable, rng: np.random.Generator) -> None:
+    for metric, key in (("val_auroc", "latent_dim"), ("val_ap", "lr")):
+        values = rng.permutation([16, 32, 64, 128, 256, 512])[: int(rng.integers(3, 7))]
+        rows = [{key: int(v), metric: float(rng.uniform(0.5, 0.9)),
+                 "test_auroc": float(rng.uniform(0.5, 0.9))} for v in values]
+        rows[int(rng.integers(len(rows)))][metric] = float("nan")
+        valid = [r for r in rows if not math.isnan(r[metric])]
+        want = max(valid, key=lambda r: r[metric])
+        got = fn([dict(r) for r in rows], metric)
+        if not isinstance(got, dict) or got.get(key) != want[key]:
+            raise Wrong(f"for metric {metric!r} expected the row with {key} {want[key]}, got {got!r}.",
+                        "ignore NaN values (math.isnan) and return the whole row with the highest value "
+                        "of the metric you are given, never a test column.")
 
 
 # -- 07 ProxyAno ---------------------------------------------------------------------------------
 @exercise("07_proxy_bridged_reconstruction", "superpixel image: every region set to its mean intensity")
-def check_superpixel_mean_image(fn: Callable) -> None:
-    g = np.random.default_rng(16)
-    image = g.random((12, 12))
-    labels = np.zeros((12, 12), int)
-    labels[1:6, 1:11], labels[6:11, 1:6], labels[6:11, 6:11] = 1, 2, 3
+def check_superpixel_mean_image(fn: Callable, rng: np.random.Generator) -> None:
+    h, w = (int(v) for v in rng.integers(8, 20, size=2))
+    image = rng.random((h, w))
+    labels = rng.integers(0, int(rng.integers(2, 7)), size=(h, w))
     want = np.zeros_like(image)
-    for k in (1, 2, 3):
+    for k in np.unique(labels[labels > 0]):
         want[labels == k] = image[labels == k].mean()
     _close(fn(image, labels), torch.from_numpy(want), "superpixel_mean_image(image, labels)",
            "label 0 is background and stays 0; for every other label k set image[labels == k].mean().")
 
 
 @exercise("07_proxy_bridged_reconstruction", "the memory read-out softmax(z·Mᵀ/τ)·M")
-def check_memory_readout(fn: Callable) -> None:
-    z = torch.randn(5, 4, generator=_gen(17))
-    memory = torch.randn(7, 4, generator=_gen(18))
-    want = torch.softmax(z @ memory.t() / 0.5, dim=1) @ memory
-    _close(fn(z, memory, 0.5), want, "memory_readout(z, memory, 0.5)",
+def check_memory_readout(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    k, m, d = (int(v) for v in rng.integers(2, 9, size=3))
+    z, memory = torch.randn(k, d, generator=g), torch.randn(m, d, generator=g)
+    tau = float(rng.uniform(0.1, 2.0))
+    want = torch.softmax(z @ memory.t() / tau, dim=1) @ memory
+    _close(fn(z, memory, tau), want, f"memory_readout(z, memory, {tau:.3g})",
            "weights = softmax over the slots (dim=1) of z @ memory.T / temperature; read-out = weights "
            "@ memory, shape (K, D).")
 
 
 # -- 08 patch similarity -------------------------------------------------------------------------
 @exercise("08_patch_similarity_scoring", "normalised cross-correlation of two patches")
-def check_ncc(fn: Callable) -> None:
-    x = torch.rand(7, 7, generator=_gen(19))
-    eps = 1e-4
-    for name, y in {"a brighter copy": 2 * x + 0.1, "a mirrored copy": x.flip(0),
-                    "two flat patches": torch.zeros(7, 7)}.items():
-        a = torch.zeros(7, 7) if name == "two flat patches" else x
+def check_ncc(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    size = int(rng.integers(5, 12))
+    x = torch.rand(size, size, generator=g)
+    eps = float(10 ** rng.uniform(-5, -3))
+    for name, a, y in (("a brighter copy", x, rng.uniform(1.2, 3) * x + rng.uniform(0, 0.3)),
+                       ("a mirrored copy", x, x.flip(0)),
+                       ("a random patch", x, torch.rand(size, size, generator=g)),
+                       ("two flat patches", torch.zeros(size, size), torch.zeros(size, size))):
         cov = ((a - a.mean()) * (y - y.mean())).mean()
         want = (cov + eps) / torch.sqrt((a.var(unbiased=False) + eps) * (y.var(unbiased=False) + eps))
         _number(fn(a, y, eps), float(want), f"ncc for {name}",
@@ -398,11 +579,14 @@ def check_ncc(fn: Callable) -> None:
                 tol=1e-4)
 
 
-@exercise("08_patch_similarity_scoring", "a local NCC map with a square (box) window")
-def check_box_ncc_map(fn: Callable) -> None:
-    x = torch.rand(1, 1, 16, 16, generator=_gen(20))
-    y = torch.rand(1, 1, 16, 16, generator=_gen(21))
-    eps, w = 1e-4, 5
+@exercise("08_patch_similarity_scoring", "a local NCC map with a square (box) window",
+          forbidden=("featureae_lite.models.patchsim.local_ncc",
+                     "featureae_lite.models.patchsim.patch_similarity_map"))
+def check_box_ncc_map(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    size = int(rng.integers(12, 24))
+    x, y = torch.rand(2, 1, size, size, generator=g), torch.rand(2, 1, size, size, generator=g)
+    eps, w = float(10 ** rng.uniform(-5, -3)), int(rng.choice([3, 5, 7]))
 
     def box(t: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(F.pad(t, (w // 2,) * 4, mode="reflect"), w, stride=1)
@@ -410,28 +594,33 @@ def check_box_ncc_map(fn: Callable) -> None:
     mx, my = box(x), box(y)
     vx, vy, cov = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
     want = (cov + eps) / torch.sqrt((vx.clamp_min(0) + eps) * (vy.clamp_min(0) + eps))
-    _close(fn(x, y, w, eps), want, "box_ncc_map(x, y, 5, 1e-4)",
-           "local means with F.avg_pool2d(F.pad(t, (w//2,)*4, mode='reflect'), w, stride=1); "
+    _close(fn(x, y, w, eps), want, f"box_ncc_map(x, y, {w}, {eps:.2g})",
+           "local means with F.avg_pool2d on reflect-padded input (pad w // 2 on every side, stride 1); "
            "var = mean(x²) − mean(x)², cov = mean(xy) − mean(x)mean(y).", atol=1e-4)
 
 
 # -- 09 benchmark --------------------------------------------------------------------------------
 @exercise("09_benchmark", "the best method for each anomaly type")
-def check_winner_per_type(fn: Callable) -> None:
-    table = {"ae_l1": {"tumor": 0.3, "structural": 0.02}, "fae": {"tumor": 0.25, "structural": 0.09},
-             "threshold": {"tumor": 0.4, "structural": 0.01}}
+def check_winner_per_type(fn: Callable, rng: np.random.Generator) -> None:
+    methods = ["ae_l1", "fae", "dpa", "threshold", "vae", "patchsim"]
+    methods = list(rng.permutation(methods)[: int(rng.integers(2, 6))])
+    types = list(rng.permutation(["tumor", "structural", "stroke", "lesions"])[: int(rng.integers(1, 5))])
+    table = {str(m): {str(t): float(rng.uniform(0, 0.6)) for t in types} for m in methods}
     got = fn(table)
-    want = {"tumor": "threshold", "structural": "fae"}
+    want = {t: max(table, key=lambda m, t=t: table[m][t]) for t in table[methods[0]]}
     if got != want:
-        raise Wrong(f"expected {want}, got {got!r}.",
+        raise Wrong(f"for the table {table} expected {want}, got {got!r}.",
                     "for each type, compare every method's value and keep the method name with the highest.")
 
 
 @exercise("09_benchmark", "how many times better than a baseline (ratio of pixel APs)")
-def check_gain_over_baseline(fn: Callable) -> None:
-    results = {"threshold": {"pixel_ap": 0.04}, "fae": {"pixel_ap": 0.1}, "random": {"pixel_ap": 0.0}}
-    _number(fn(results, "fae", "threshold"), 2.5, "gain_over_baseline(results, 'fae', 'threshold')",
-            "divide the method's pixel_ap by the baseline's.")
+def check_gain_over_baseline(fn: Callable, rng: np.random.Generator) -> None:
+    results = {m: {"pixel_ap": float(rng.uniform(0.01, 0.4))} for m in ("threshold", "fae", "ae_l1")}
+    results["random"] = {"pixel_ap": 0.0}
+    for method, baseline in (("fae", "threshold"), ("ae_l1", "fae")):
+        want = results[method]["pixel_ap"] / results[baseline]["pixel_ap"]
+        _number(fn(results, method, baseline), want, f"gain_over_baseline(results, {method!r}, {baseline!r})",
+                "divide the method's pixel_ap by the baseline's.")
     got = fn(results, "fae", "random")
     if not (isinstance(got, float) and math.isinf(got)):
         raise Wrong(f"against a baseline with AP 0 the gain should be float('inf'), got {got!r}.",

@@ -52,6 +52,15 @@ def layer_names(backbone: str) -> list[str]:
     return list(_EFFNET_LAYERS if backbone == "efficientnet_lite0" else _RESNET_LAYERS)
 
 
+def layer_table(backbone: str = "efficientnet_lite0") -> list[dict[str, int | str]]:
+    """One row per tap-able layer of a backbone, shallow to deep: ``layer``, ``channels`` and
+    ``stride`` (input side / the layer's own feature side)."""
+    _check_backbone(backbone)
+    if backbone == "efficientnet_lite0":
+        return [{"layer": k, "channels": c, "stride": s} for k, (_, c, s) in _EFFNET_LAYERS.items()]
+    return [{"layer": k, "channels": c, "stride": s} for k, (c, s) in _RESNET_LAYERS.items()]
+
+
 def _check_backbone(backbone: str) -> None:
     if backbone not in DEFAULT_LAYERS:
         raise ValueError(f"unknown backbone {backbone!r}; known backbones: {', '.join(DEFAULT_LAYERS)}")

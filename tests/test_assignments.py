@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 import featureae_lite as fl
 from featureae_lite import assignments
 from featureae_lite.assignments import BEGIN, grade, make_assignments, report_table, student_version
 from featureae_lite.cli import main
-from featureae_lite.data.cohort import FIELDS, subject_files
 from featureae_lite.exercises import EXERCISES, feedback
 from featureae_lite.notebooks import list_notebooks
 from featureae_lite.sandbox import _pids_cgroup
@@ -124,20 +125,6 @@ def test_grade_options_must_be_positive(tmp_path, capsys):
 
 
 @pytest.fixture
-def teacher_data(tmp_path):
-    """A teacher's data folder with a complete QUICK cohort of stand-in files: grading copies it
-    into every sandbox without synthesising anything."""
-    folder = tmp_path / "teacher_data" / "synthetic_t2_quick_seed0"
-    row = {"subject_id": "sub-0001", "split": "train", "anomaly_type": "healthy", "seed": "1",
-           "contrast": "t2"}
-    for file in subject_files(folder, "sub-0001", "t2").values():
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_bytes(b"stand-in")
-    (folder / "manifest.csv").write_text(",".join(FIELDS) + "\n" + ",".join(row[f] for f in FIELDS) + "\n")
-    return folder.parent
-
-
-@pytest.fixture
 def sandboxes(tmp_path, monkeypatch):
     """Sandboxes made under ``tmp_path/sandboxes`` (tempfile's folder), to check they are gone."""
     root = tmp_path / "sandboxes"
@@ -172,23 +159,26 @@ def _fork_bomb_is_contained() -> bool:
     return group is not None
 
 
-LIMITS = {"time_limit": 20, "memory_limit_mb": 1024, "file_size_limit_mb": 50, "process_limit": 64}
+LIMITS = {"time_limit": 20, "memory_limit_mb": 1024, "file_size_limit_mb": 50, "process_limit": 64,
+          "check_time_limit": 20}
+
+
+L1 = "def l1_residual(x, x_hat):\n    return (x - x_hat).abs()"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the clean-up check reads /proc")
-def test_runaway_submissions_are_stopped_and_the_others_graded(tmp_path, teacher_data, sandboxes):
-    normal = _submission(tmp_path / "ann_01_l1_residual_autoencoder.ipynb",
-                         "def l1_residual(x, x_hat):\n    return (x - x_hat).abs()",
-                         'fl.exercises.check("l1_residual", l1_residual)')
+def test_runaway_submissions_are_stopped_and_the_others_graded(tmp_path, sandboxes):
+    normal = _submission(tmp_path / "ann_01_l1_residual_autoencoder.ipynb", L1)
     memory = _submission(tmp_path / "ben_01_l1_residual_autoencoder.ipynb",
-                         "x = []\nwhile True:\n    x.append(bytearray(100_000_000))", import_fl=False)
+                         f"{L1}\nx = []\nwhile True:\n    x.append(bytearray(100_000_000))", import_fl=False)
     big_file = _submission(tmp_path / "cat_01_l1_residual_autoencoder.ipynb",
-                           "with open('big', 'wb') as f:\n    while True:\n        f.write(b'0' * 1_000_000)",
+                           f"{L1}\nwith open('big', 'wb') as f:\n"
+                           "    while True:\n        f.write(b'0' * 1_000_000)",
                            import_fl=False)
     forks = _submission(tmp_path / "dan_01_l1_residual_autoencoder.ipynb",
-                        "import os\nwhile True:\n    os.fork()", import_fl=False)
+                        f"{L1}\nimport os\nwhile True:\n    os.fork()", import_fl=False)
     paths = [normal, memory, big_file] + ([forks] if _fork_bomb_is_contained() else [])
-    reports = grade(paths, tmp_path / "report.json", data_dir=teacher_data, **LIMITS)
+    reports = grade(paths, tmp_path / "report.json", **LIMITS)
     ann, ben, cat = reports[:3]
     assert ann["status"] == "completed" and ann["exercises"]["l1_residual"]["status"] == "passed"
     assert ben["status"] == "resource limit"
@@ -204,101 +194,182 @@ def test_runaway_submissions_are_stopped_and_the_others_graded(tmp_path, teacher
     assert not _processes_under(sandboxes), "processes of a submission survived grading"
 
 
-def test_submission_runs_with_a_scrubbed_environment_and_its_own_home(tmp_path, teacher_data, sandboxes,
-                                                                      monkeypatch):
+def test_solution_cells_run_with_a_scrubbed_environment_and_their_own_home(tmp_path, sandboxes, monkeypatch):
     teacher_home = tmp_path / "teacher_home"
     teacher_home.mkdir()
     monkeypatch.setenv("HOME", str(teacher_home))
     monkeypatch.setenv("FEATUREAE_LITE_TEST_SECRET", "s3cret")
-    manifest = teacher_data / "synthetic_t2_quick_seed0" / "manifest.csv"
-    before = manifest.read_text()
     nb = _submission(
         tmp_path / "eve_01_l1_residual_autoencoder.ipynb",
         "import json, os, pathlib\n"
         "pathlib.Path('~/x').expanduser().write_text('written by a submission')\n"
-        "data = pathlib.Path(os.environ['FEATUREAE_LITE_DATA'])\n"
-        "(data / 'synthetic_t2_quick_seed0' / 'manifest.csv').write_text('tampered')\n"
         "seen = {'env': sorted(os.environ), 'home': os.path.expanduser('~'), 'cwd': os.getcwd(),\n"
-        "        'data': str(data), 'secret': os.environ.get('FEATUREAE_LITE_TEST_SECRET')}\n"
-        "raise RuntimeError(json.dumps(seen))")
-    [report] = grade([nb], data_dir=teacher_data, **LIMITS)
-    [error] = report["errors"]
-    seen = json.loads(error.split("RuntimeError: ", 1)[1])
+        "        'secret': os.environ.get('FEATUREAE_LITE_TEST_SECRET')}\n"
+        "def l1_residual(x, x_hat):\n    raise RuntimeError(json.dumps(seen))")
+    [report] = grade([nb], **LIMITS)
+    message = report["exercises"]["l1_residual"]["message"]
+    seen = json.loads(message.split("RuntimeError: ", 1)[1].split(". Read the message")[0])
     assert seen["secret"] is None and "FEATUREAE_LITE_TEST_SECRET" not in seen["env"]
     sandbox = Path(seen["cwd"]).parent
     assert sandbox.parent == sandboxes and Path(seen["home"]).parent == sandbox
-    assert Path(seen["data"]).parent == sandbox
-    assert not (teacher_home / "x").exists() and manifest.read_text() == before
+    assert not (teacher_home / "x").exists()
     assert not sandbox.exists()
 
 
-def test_a_cell_past_the_time_limit_is_reported_as_such(tmp_path, teacher_data):
-    nb = _submission(tmp_path / "fay_01_l1_residual_autoencoder.ipynb", "while True:\n    pass",
-                     import_fl=False)
-    [report] = grade([nb], data_dir=teacher_data, **{**LIMITS, "time_limit": 5})
-    assert report["status"] == "errors"
-    assert report["errors"] == ["cell 2: exceeded the time limit of 5 s (interrupted)"]
-
-
-def test_a_notebook_past_its_time_limit_is_stopped(tmp_path, teacher_data, sandboxes, monkeypatch):
+def test_an_endless_solution_is_stopped(tmp_path, sandboxes, monkeypatch):
     monkeypatch.setattr(assignments, "GRACE", 5)
-    nb = _submission(tmp_path / "gus_01_l1_residual_autoencoder.ipynb",
-                     "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
-                     import_fl=False)
-    [report] = grade([nb], data_dir=teacher_data, **{**LIMITS, "time_limit": 3})
-    assert report["status"] == "timed out"
-    assert any("did not finish within its time limit of 3 s" in e for e in report["errors"])
+    endless_call = _submission(tmp_path / "fay_01_l1_residual_autoencoder.ipynb",
+                               "def l1_residual(x, x_hat):\n    while True:\n        pass")
+    endless_cell = _submission(tmp_path / "gus_01_l1_residual_autoencoder.ipynb",
+                               f"{L1}\nimport signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                               "while True:\n    pass", import_fl=False)
+    fay, gus = grade([endless_call, endless_cell], check_time_limit=3,
+                     **{k: v for k, v in LIMITS.items() if k != "check_time_limit"})
+    assert fay["exercises"]["l1_residual"]["status"] == "failed"
+    assert "TimeoutError" in fay["exercises"]["l1_residual"]["message"]
+    assert gus["status"] == "timed out" and gus["passed"] == 0
+    assert any("ran past the time limit" in e for e in gus["errors"])
     assert not list(sandboxes.iterdir())
 
 
-def test_a_submission_matching_no_course_notebook_is_flagged(tmp_path, teacher_data):
-    unmatched = _submission(tmp_path / "x.ipynb", "print('hello')", import_fl=False)
-    with_checks = _submission(tmp_path / "y.ipynb",
-                              "def l1_residual(x, x_hat):\n    return (x - x_hat).abs()",
-                              'fl.exercises.check("l1_residual", l1_residual)')
-    x, y = grade([unmatched, with_checks], data_dir=teacher_data, **LIMITS)
+def test_a_submission_matching_no_course_notebook_is_flagged(tmp_path):
+    unmatched = _submission(tmp_path / "x.ipynb", L1)
+    [x] = grade([unmatched], **LIMITS)
     assert x["status"] == "unmatched" and x["total"] == 0
     assert x["warnings"] == ["x.ipynb matches no course notebook (names contain 00_mri_data_and_anomalies … "
                              "09_benchmark); rename it to contain its notebook's name"]
-    assert y["status"] == "completed" and y["passed"] == y["total"] == 1
-    assert "y.ipynb matches no course notebook" in y["warnings"][0]
-    assert "x.ipynb matches no course notebook" in report_table([x, y])
+    assert "x.ipynb matches no course notebook" in report_table([x])
 
 
-@pytest.mark.slow
-def test_grading_reports_wrong_missing_crashing_and_endless(tmp_path, quick_data_dir):
+FORGED_FEEDBACK = ("fl.exercises.Feedback('l1_residual', 'passed', 'Well done!')")
+
+
+def test_forged_submissions_are_graded_failed_and_an_honest_one_passed(tmp_path):
+    """The three forgeries of issue 12: an edited check cell, a printed "passed", a patched checker."""
+    wrong = "def l1_residual(x, x_hat):\n    return x - x_hat"  # no absolute value
+    honest = _submission(tmp_path / "honest_01_l1_residual_autoencoder.ipynb", L1,
+                         'fl.exercises.check("l1_residual", l1_residual)')
+    edited_check = _submission(
+        tmp_path / "edited_01_l1_residual_autoencoder.ipynb", wrong,
+        f"from IPython.display import display\ndisplay({FORGED_FEEDBACK})  # the check cell, edited")
+    printed = _submission(tmp_path / "printed_01_l1_residual_autoencoder.ipynb",
+                          f"{wrong}\nprint('✔ l1_residual: passed. Well done!')",
+                          'print("✔ l1_residual: passed. Well done!")')
+    patched = _submission(
+        tmp_path / "patched_01_l1_residual_autoencoder.ipynb",
+        "import featureae_lite as fl\n"
+        f"fl.exercises.feedback = lambda *a, **k: {FORGED_FEEDBACK}\n"
+        "fl.exercises.EXERCISES['l1_residual'] = fl.exercises.EXERCISES['l1_residual'].__class__(\n"
+        "    'l1_residual', '01_l1_residual_autoencoder', 'forged', lambda fn, rng: None)\n"
+        "import featureae_lite.exercises as ex\nex._close = lambda *a, **k: None\n"
+        f"{wrong}", 'fl.exercises.check("l1_residual", l1_residual)')
+    reports = grade([honest, edited_check, printed, patched], **LIMITS)
+    verdicts = {Path(r["path"]).name.split("_")[0]: r["exercises"]["l1_residual"]["status"] for r in reports}
+    assert verdicts == {"honest": "passed", "edited": "failed", "printed": "failed", "patched": "failed"}
+    for r in reports[1:]:
+        assert "differs" in r["exercises"]["l1_residual"]["message"]
+
+
+def test_only_solution_cells_are_taken_from_a_submission(tmp_path):
+    course = nbformat.read(next(p for p in NOTEBOOKS if p.stem.startswith("05")), as_version=4)
+    extra = new_code_cell("import os\nos.environ['X'] = '1'")
+    solutions = [new_code_cell(c.source) for c in _exercise_cells(course)][:2]
+    submitted = new_notebook(cells=[extra, *solutions])
+    found = assignments.solution_cells(course, submitted)
+    assert list(found) == ["average_precision", "dice"]  # val_threshold has no cell: not graded as passed
+    nb = assignments.assembled_notebook(course, found)
+    assert "os.environ['X']" not in nbformat.writes(nb)
+    assert [c.source for c in nb.cells if "exercise" not in c.metadata.get("tags", [])] == [
+        c.source for c in course.cells if "exercise" not in c.metadata.get("tags", [])]
+    [_, _, stub] = [c.source for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
+    assert "NotImplementedError" in stub
+
+
+def test_grading_reports_wrong_missing_and_crashing_answers(tmp_path):
     wrong_and_missing = _submission(
         tmp_path / "alice_01_l1_residual_autoencoder.ipynb",
         "def l1_residual(x, x_hat):\n    return x - x_hat",
-        'fl.exercises.check("l1_residual", l1_residual)',
-        "def top10_mean_score(maps, brains):\n    raise NotImplementedError",
-        'fl.exercises.check("top10_mean_score", top10_mean_score)')
-    crashing = _submission(
-        tmp_path / "bob_02_ssim.ipynb",
-        'raise RuntimeError("student code exploded")',
-        "from featureae_lite.ssim import ssim_map\n"
-        "def ssim_loss(x, x_hat):\n    return 1 - ssim_map(x_hat, x).mean()",
-        'fl.exercises.check("ssim_loss", ssim_loss)')
-    endless = _submission(
+        "def top10_mean_score(maps, brains):\n    raise NotImplementedError")
+    zero_division = _submission(
         tmp_path / "carol_09_benchmark.ipynb",
-        "while True:\n    pass",
-        "def gain_over_baseline(r, m, b):\n    return r[m]['pixel_ap'] / r[b]['pixel_ap']",
-        'fl.exercises.check("gain_over_baseline", gain_over_baseline)')
+        "def gain_over_baseline(r, m, b):\n    return r[m]['pixel_ap'] / r[b]['pixel_ap']")
     (tmp_path / "broken.ipynb").write_text("{ not a notebook")
-    paths = [wrong_and_missing, crashing, endless, tmp_path / "broken.ipynb"]
-    reports = grade(paths, tmp_path / "report.json", time_limit=20, data_dir=quick_data_dir)
-    alice, bob, carol, broken = reports
+    paths = [wrong_and_missing, zero_division, tmp_path / "broken.ipynb"]
+    alice, carol, broken = grade(paths, tmp_path / "report.json", **LIMITS)
     assert {k: v["status"] for k, v in alice["exercises"].items()} == {
         "l1_residual": "failed", "top10_mean_score": "not attempted"}
     assert alice["status"] == "completed" and alice["passed"] == 0 and alice["total"] == 2
     assert "differs" in alice["exercises"]["l1_residual"]["message"]
-    assert bob["status"] == "errors" and any("student code exploded" in e for e in bob["errors"])
-    assert bob["exercises"]["ssim_loss"]["status"] == "passed"
-    assert bob["exercises"]["ssim_terms"]["status"] == "failed"  # its check never ran
-    assert carol["status"] == "errors" and "exceeded the time limit of 20 s" in carol["errors"][0]
     assert carol["exercises"]["gain_over_baseline"]["status"] == "failed"  # no inf for a zero baseline
+    assert "ZeroDivisionError" in carol["exercises"]["gain_over_baseline"]["message"]
+    assert carol["exercises"]["winner_per_type"]["message"].startswith("no cell of the submission defines")
     assert broken["status"] == "unreadable" and broken["total"] == 0
     stored = json.loads((tmp_path / "report.json").read_text())
     assert stored[0]["path"] == str(wrong_and_missing)
     row = "| alice_01_l1_residual_autoencoder.ipynb | completed | top10_mean_score | not attempted |"
-    assert row in report_table(reports)
+    assert row in report_table([alice, carol, broken])
+
+
+@pytest.mark.slow
+def test_run_notebook_reports_the_assembled_notebooks_errors(tmp_path, quick_data_dir):
+    crashing = _submission(
+        tmp_path / "bob_00_mri_data_and_anomalies.ipynb",
+        'import numpy as np\nraise RuntimeError("student code exploded")\n'
+        "def lesion_volume_ml(mask, zooms):\n    return 0.0",
+        "def intensity_ratio(image, lesion, brain):\n"
+        "    return float(image[lesion].mean() / image[brain & ~lesion].mean())")
+    [bob] = grade([crashing], time_limit=120, data_dir=quick_data_dir, run_notebook=True)
+    assert bob["status"] == "errors"
+    # the same error twice: in the assembled notebook (by its cell position) and in the worker
+    assert any(e.startswith("notebook cell ") and "student code exploded" in e for e in bob["errors"])
+    assert any(e.startswith("solution cell 1 ") and "student code exploded" in e for e in bob["errors"])
+    assert bob["exercises"]["intensity_ratio"]["status"] == "passed"
+    assert bob["exercises"]["lesion_volume_ml"]["status"] == "failed"
+    assert "raised RuntimeError: student code exploded" in bob["exercises"]["lesion_volume_ml"]["message"]
+
+
+def _reference_solutions() -> dict:
+    solved = {}
+    for path in NOTEBOOKS:
+        solved.update(_run_cells(_exercise_cells(nbformat.read(path, as_version=4))))
+    return solved
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_every_checker_rejects_answers_hard_coded_from_another_check(name):
+    """Replaying the correct answers of one check (another seed) must fail: cases are random."""
+    solution, recorded = _reference_solutions()[name], []
+
+    def recorder(*args):
+        out = solution(*args)
+        recorded.append(out.detach().clone() if isinstance(out, torch.Tensor) else copy.deepcopy(out))
+        return out
+
+    assert feedback(name, recorder, seed=1).passed
+    answers = iter(recorded)
+    fb = feedback(name, lambda *args: next(answers, None), seed=2)
+    assert fb.status == "failed", f"{name}: a replayed answer passed"
+
+
+CHEATS = {  # exercise: a solution that calls the library function the exercise asks to write
+    "average_precision": "def average_precision(s, y):\n    return fl.metrics.average_precision(s, y)",
+    "val_threshold": "def val_threshold(s, y):\n    return fl.metrics.best_dice(s, y)[1]",
+    "relative_perceptual_l1": "def relative_perceptual_l1(fx, fy):\n"
+                              "    return fl.models.dpa.relative_perceptual_loss(fx, fy)",
+    "box_ncc_map": "def box_ncc_map(x, y, w, eps):\n"
+                   "    return fl.models.patchsim.local_ncc(x, y, w, eps=eps)",
+}
+
+
+@pytest.mark.parametrize("name", list(CHEATS))
+def test_calling_the_library_function_is_not_a_solution(name):
+    import featureae_lite.models.dpa  # noqa: F401  (the attribute paths the cheats use)
+    import featureae_lite.models.patchsim  # noqa: F401
+
+    namespace = {"fl": fl, "__name__": "student"}
+    exec(CHEATS[name], namespace)
+    by_source = feedback(name, namespace[name], source=CHEATS[name])  # what the grader sees
+    at_runtime = feedback(name, namespace[name], source="")  # no source: the tripwire catches it
+    for fb in (by_source, at_runtime):
+        assert fb.status == "failed" and "your solution calls" in fb.message, fb.message
+    assert set(CHEATS) == {n for n, e in EXERCISES.items() if e.forbidden}

@@ -93,3 +93,14 @@ def test_local_resnet18_weights_load_offline_and_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="other.pth: not a ResNet18 state dict"):
         create_detector("dpa", backbone="resnet18", weights_path=str(tmp_path / "other.pth"),
                         layers=("layer0", "layer1"), image_size=64)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet18"])
+def test_layer_table_matches_the_extractor(backbone):
+    from featureae_lite.features import layer_table
+
+    rows = layer_table(backbone)
+    layers = tuple(r["layer"] for r in rows)
+    ext = FeatureExtractor(backbone=backbone, layers=layers, pretrained=False)
+    assert ext.layer_channels == tuple(r["channels"] for r in rows)
+    assert ext.strides == tuple(r["stride"] for r in rows)
