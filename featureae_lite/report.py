@@ -124,8 +124,16 @@ def fold(a: float, b: float) -> str:
     return f"{r:.2f}×" if r < 0.1 else f"{r:.1f}×"
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
+def _fmt(value: float, digits: int = 3) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _digits(a: float, b: float) -> int:
+    """Decimals (3 to 6) that show two different values as different."""
+    for digits in range(3, 7):
+        if math.isnan(a) or math.isnan(b) or a == b or f"{a:.{digits}f}" != f"{b:.{digits}f}":
+            return digits
+    return 6
 
 
 def _where(on: str | None) -> str:
@@ -143,7 +151,8 @@ def _ci_clause(ia: Interval | None, ib: Interval | None) -> str:
 def compare(source: Any, a: str, b: str, on: str | None = None, metric: str = "pixel_ap",
             ci: Mapping[str, Interval] | None = None, label: str | None = None) -> Reading:
     """One sentence comparing ``a`` with ``b``: the factor, both values, and — with intervals —
-    whether the test set tells them apart.
+    whether the test set tells them apart. Values are shown with 3 decimals, more (up to 6) where
+    two different values would otherwise look equal.
 
     Parameters
     ----------
@@ -167,7 +176,8 @@ def compare(source: Any, a: str, b: str, on: str | None = None, metric: str = "p
     """
     va, vb = value_of(source, a, on, metric), value_of(source, b, on, metric)
     name = label or _METRIC_NAMES.get(metric, metric)
-    head = f"**{a}** is {fold(va, vb)} **{b}**{_where(on)} ({name} {_fmt(va)} vs {_fmt(vb)})"
+    digits = _digits(va, vb)
+    head = f"**{a}** is {fold(va, vb)} **{b}**{_where(on)} ({name} {_fmt(va, digits)} vs {_fmt(vb, digits)})"
     if math.isnan(va) or math.isnan(vb):
         verdict = " — one of them was not measured."
     elif va == vb:

@@ -53,6 +53,8 @@ def test_compare_handles_missing_and_zero_values(results):
     assert "n/a" in report.compare(results, "random", "fae", on="tumor")
     assert "one of them was not measured" in report.compare(results, "random", "fae", on="tumor")
     assert "∞×" in report.compare({"a": 0.1, "b": 0.0}, "a", "b")
+    close = report.compare({"a": 0.0193, "b": 0.0191}, "a", "b")  # more decimals where 3 would tie
+    assert "(pixel AP 0.0193 vs 0.0191) — **a** ahead." in close
     with pytest.raises(KeyError, match="'vae' is not among"):
         report.compare(results, "vae", "fae")
 
