@@ -217,9 +217,10 @@ def ranking(source: Any, on: str | None = None, metric: str = "pixel_ap", exclud
     if not order:
         return Reading(f"No {name}{_where(on)} was measured.")
     best = order[0]
-    text = f"Highest {name}{_where(on)}: **{best}** ({_fmt(values[best])})"
+    digits = _digits(values[best], values[order[1]]) if len(order) > 1 else 3
+    text = f"Highest {name}{_where(on)}: **{best}** ({_fmt(values[best], digits)})"
     if len(order) > 1:
-        text += ", then " + ", ".join(f"{n} ({_fmt(values[n])})" for n in order[1:top])
+        text += ", then " + ", ".join(f"{n} ({_fmt(values[n], digits)})" for n in order[1:top])
         second = order[1]
         text += f" — {fold(values[best], values[second])} the runner-up"
         ia, ib = interval_of(source, best, on, metric, ci), interval_of(source, second, on, metric, ci)

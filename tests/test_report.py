@@ -78,6 +78,8 @@ def test_ranking_names_the_winner_and_whether_its_lead_holds(results):
     assert report.ranking({"a": 1.0, "b": 2.0, "c": float("nan")}) == \
         "Highest pixel AP: **b** (2.000), then a (1.000) — 2.0× the runner-up."
     assert report.ranking({"a": float("nan")}) == "No pixel AP was measured."
+    close = report.ranking({"a": 0.0021, "b": 0.0024})
+    assert close.startswith("Highest pixel AP: **b** (0.0024), then a (0.0021)")
 
 
 def test_best_fold_and_apart_edge_cases():
