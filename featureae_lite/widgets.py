@@ -231,3 +231,188 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
                                                   readout_format=".3f"),
                        "index": w.IntSlider(value=index, min=0, max=len(data) - 1)},
                 {"threshold": threshold, "index": index})
+
+
+def toy_patch(size: int = 48, seed: int = 0) -> torch.Tensor:
+    """The textured toy patch of notebook 02, (size, size) in about [0.28, 0.72]: a product of sines
+    plus a little noise."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 6.28, size), torch.linspace(0, 6.28, size), indexing="ij")
+    return 0.5 + 0.2 * torch.sin(2 * xx) * torch.cos(3 * yy) + 0.02 * torch.randn(size, size, generator=g)
+
+
+def altered_patch(patch: torch.Tensor, brightness: float = 0.0, contrast: float = 1.0, noise: float = 0.0,
+                  seed: int = 1) -> torch.Tensor:
+    """``patch`` (H, W) with its contrast scaled about its mean, shifted in brightness and with Gaussian
+    noise of standard deviation ``noise`` added (a fixed noise pattern per ``seed``), (H, W)."""
+    g = torch.Generator().manual_seed(seed)
+    mean = patch.mean()
+    return mean + contrast * (patch - mean) + brightness + noise * torch.randn(patch.shape, generator=g)
+
+
+def ssim_terms(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """Mean luminance, contrast and structure terms, SSIM (window 11, data range 1) and l1 of two
+    (H, W) patches, H, W > 11.
+
+    The terms are the per-pixel maps of :func:`featureae_lite.ssim.ssim_components`, averaged over the
+    interior pixels whose 11×11 window lies inside the patch (at the border the zero padding would mix
+    in statistics of the padding).
+    """
+    from featureae_lite.ssim import ssim_components, ssim_map
+
+    a, b = x[None, None].float(), y[None, None].float()
+    core = (..., slice(5, -5), slice(5, -5))
+    lum, con, struc = (float(t[core].mean()) for t in ssim_components(a, b))
+    return {"luminance": lum, "contrast": con, "structure": struc, "SSIM": float(ssim_map(a, b)[core].mean()),
+            "l1": float((a - b).abs().mean())}
+
+
+def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0.0, contrast: float = 1.0,
+                        noise: float = 0.0):
+    """Alter a toy patch with sliders and watch SSIM's three terms (notebook 02).
+
+    Parameters
+    ----------
+    patch : Tensor, optional
+        (H, W) patch in [0, 1], H, W > 11 (default: :func:`toy_patch`).
+    brightness, contrast, noise : float
+        Initial brightness shift, contrast scale (about the patch mean) and noise standard deviation.
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    patch = toy_patch() if patch is None else torch.as_tensor(patch, dtype=torch.float32)
+    if patch.ndim != 2 or min(patch.shape) < 12:
+        raise ValueError(f"expected a 2-D patch larger than 11×11 pixels, got shape {tuple(patch.shape)}")
+
+    def draw(brightness: float, contrast: float, noise: float):
+        y = altered_patch(patch, brightness, contrast, noise)
+        terms = ssim_terms(patch, y)
+        fig, axes = plt.subplots(1, 3, figsize=(10, 3), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+        viz.show_image(axes[0], patch, "original")
+        viz.show_image(axes[1], y.clamp(0, 1), "altered")
+        names = ["luminance", "contrast", "structure", "SSIM", "l1"]
+        axes[2].bar(names, [terms[n] for n in names], color=["C0", "C1", "C2", "C3", "0.5"])
+        axes[2].set_ylim(min(0.0, *(terms[n] for n in names)) - 0.05, 1.05)
+        axes[2].axhline(1.0, color="k", lw=0.5)
+        fig.suptitle(f"luminance {terms['luminance']:.3f} · contrast {terms['contrast']:.3f} · "
+                     f"structure {terms['structure']:.3f} → SSIM {terms['SSIM']:.3f}; l1 {terms['l1']:.3f}")
+        fig.tight_layout()
+        return fig
+
+    return _run(draw, {"brightness": w.FloatSlider(value=brightness, min=-0.4, max=0.4, step=0.02),
+                       "contrast": w.FloatSlider(value=contrast, min=0.0, max=2.0, step=0.05),
+                       "noise": w.FloatSlider(value=noise, min=0.0, max=0.3, step=0.01)},
+                {"brightness": brightness, "contrast": contrast, "noise": noise})
+
+
+def feature_ssim_anomaly_map(features: torch.Tensor, reconstruction: torch.Tensor, data_range: float,
+                             window_size: int = 5) -> torch.Tensor:
+    """FAE's map on the feature grid: channel mean of 1 − SSIM(reconstruction, features) with data
+    range ``data_range``, (N, C, h, w) → (N, 1, h, w)."""
+    from featureae_lite.ssim import ssim_map
+
+    with torch.no_grad():
+        return (1 - ssim_map(reconstruction, features, window_size=window_size,
+                             data_range=data_range)).mean(1, keepdim=True)
+
+
+def data_range_explorer(features: torch.Tensor, reconstruction: torch.Tensor,
+                        images: torch.Tensor | None = None, masks: torch.Tensor | None = None,
+                        data_range: float = 1.0, index: int = 0, window_size: int = 5):
+    """Change SSIM's data range L on feature maps and watch FAE's anomaly map (notebook 04).
+
+    C1 = (0.01 L)² and C2 = (0.03 L)²: a small L leaves SSIM a pure correlation of the local
+    statistics, a large L drowns them and pushes SSIM towards 1 everywhere.
+
+    Parameters
+    ----------
+    features, reconstruction : Tensor
+        (N, C, h, w) feature maps and the autoencoder's reconstruction of them.
+    images : Tensor, optional
+        (N, 1, H, W) input slices, shown next to the map.
+    masks : Tensor, optional
+        (N, 1, H, W) lesion masks, outlined on the slice.
+    data_range : float
+        Initial L (> 0).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    if features.ndim != 4 or features.shape != reconstruction.shape:
+        raise ValueError(f"expected features and reconstruction of one (N, C, h, w) shape, got "
+                         f"{tuple(features.shape)} and {tuple(reconstruction.shape)}")
+    if images is not None and (images.ndim != 4 or len(images) != len(features)):
+        raise ValueError(f"images must be (N, 1, H, W) with N = {len(features)}, got {tuple(images.shape)}")
+    if data_range <= 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
+    spread = float(features.amax() - features.amin())
+
+    def draw(data_range: float, index: int):
+        amap = feature_ssim_anomaly_map(features[index:index + 1], reconstruction[index:index + 1],
+                                        data_range, window_size)[0]
+        panels = 2 if images is not None else 1
+        fig, axes = plt.subplots(1, panels, figsize=(3.5 * panels, 3.2), squeeze=False)
+        if images is not None:
+            viz.show_image(axes[0, 0], images[index], "slice")
+            if masks is not None:
+                viz.outline(axes[0, 0], masks[index])
+        viz.show_map(axes[0, -1], amap, f"1 − SSIM, L = {data_range:.3g}", vmin=0.0)
+        fig.suptitle(f"L = {data_range:.3g} (features span {spread:.1f}): "
+                     f"C2 = {(0.03 * data_range) ** 2:.2e}; mean 1 − SSIM {float(amap.mean()):.3f}")
+        fig.tight_layout()
+        return fig
+
+    lo, hi = -2.0, float(np.log10(max(10 * spread, 10.0)))
+    return _run(draw, {"data_range": w.FloatLogSlider(value=data_range, base=10, min=lo, max=hi, step=0.1),
+                       "index": w.IntSlider(value=index, min=0, max=len(features) - 1)},
+                {"data_range": data_range, "index": index})
+
+
+def ncc_window_explorer(data, restored: torch.Tensor, window: int = 11, index: int | None = None):
+    """Change the window of the local NCC between slices and their restoration (notebook 08).
+
+    Parameters
+    ----------
+    data : SliceData
+        Slices with lesion and brain masks.
+    restored : Tensor
+        (N, 1, H, W) restorations aligned with ``data``.
+    window : int
+        Initial odd window size of :func:`featureae_lite.models.patchsim.local_ncc`.
+    index : int, optional
+        Initial slice (default: the largest lesion).
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    from featureae_lite.models.patchsim import patch_similarity_map
+
+    _check_maps(data, {"restored": restored})
+    size = min(data.images.shape[-2:])
+    if window % 2 == 0 or not 3 <= window <= size:
+        raise ValueError(f"window must be odd and between 3 and {size}, got {window}")
+    if index is None:
+        index = _largest_lesion(data)
+
+    def draw(window: int, index: int):
+        window += 1 - window % 2  # the Gaussian window is odd
+        x, y = data.images[index:index + 1], restored[index:index + 1]
+        amap = patch_similarity_map(x, y, window=window, similarity="ncc")[0] * data.brains[index]
+        lesion, brain = data.masks[index] > 0, data.brains[index] > 0
+        fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+        viz.show_image(axes[0], x[0], "slice")
+        viz.outline(axes[0], data.masks[index])
+        viz.show_image(axes[1], y[0], "restoration")
+        viz.show_map(axes[2], amap, f"1 − NCC, window {window}", mask=data.masks[index], vmin=0.0)
+        inside = float(amap[lesion].mean()) if lesion.any() else float("nan")
+        outside = float(amap[brain & ~lesion].mean()) if (brain & ~lesion).any() else float("nan")
+        fig.suptitle(f"window {window}: mean 1 − NCC in the lesion {inside:.3f}, "
+                     f"in normal brain {outside:.3f}")
+        fig.tight_layout()
+        return fig
+
+    top = size if size % 2 else size - 1
+    return _run(draw, {"window": w.IntSlider(value=window, min=3, max=min(top, 41), step=2),
+                       "index": w.IntSlider(value=index, min=0, max=len(data) - 1)},
+                {"window": window, "index": index})

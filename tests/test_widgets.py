@@ -114,3 +114,81 @@ def test_bad_maps_are_refused_at_the_boundary(static, data, maps):
     with pytest.raises(ValueError, match=r"mask shape \(3, 3, 3\) does not match image"):
         widgets.volume_browser({"v": (np.zeros((4, 4, 4)), np.zeros((3, 3, 3)))})
     assert plt.get_fignums() == []  # nothing was drawn for refused input
+
+
+def _controls(panel) -> dict:
+    return {c.description: c for c in panel.children if getattr(c, "description", "")}
+
+
+def test_ssim_terms_explorer_separates_brightness_contrast_and_structure(interactive):
+    panel = widgets.ssim_terms_explorer()
+    controls = _controls(panel)
+    assert set(controls) == {"brightness", "contrast", "noise"}
+    assert _suptitle(panel.result).startswith(
+        "luminance 1.000 · contrast 1.000 · structure 1.000 → SSIM 1.000")
+    patch = widgets.toy_patch()
+    controls["brightness"].value = 0.2
+    terms = widgets.ssim_terms(patch, widgets.altered_patch(patch, brightness=0.2))
+    assert terms["luminance"] < 0.99  # a brightness shift moves the luminance term only
+    assert terms["structure"] == pytest.approx(1.0, abs=1e-4)
+    assert _suptitle(panel.result).startswith(f"luminance {terms['luminance']:.3f} · contrast 1.000")
+    controls["brightness"].value, controls["contrast"].value = 0.0, 0.5
+    terms = widgets.ssim_terms(patch, widgets.altered_patch(patch, contrast=0.5))
+    assert terms["contrast"] < 0.9 and terms["structure"] == pytest.approx(1.0, abs=1e-4)  # contrast: c only
+    controls["contrast"].value, controls["noise"].value = 1.0, 0.2
+    terms = widgets.ssim_terms(patch, widgets.altered_patch(patch, noise=0.2))
+    assert terms["structure"] < 0.7  # noise destroys structure
+    assert f"structure {terms['structure']:.3f}" in _suptitle(panel.result)
+
+
+def test_data_range_explorer_recomputes_the_feature_ssim_map(interactive, data):
+    g = torch.Generator().manual_seed(2)
+    feats = 5 * torch.randn(6, 4, 8, 8, generator=g)
+    rec = feats + torch.randn(6, 4, 8, 8, generator=g)
+    panel = widgets.data_range_explorer(feats, rec, images=data.images, masks=data.masks)
+    controls = _controls(panel)
+    assert set(controls) == {"data_range", "index"}
+    means = {}
+    for L in (0.01, 1.0, 100.0):
+        controls["data_range"].value = L
+        L = controls["data_range"].value
+        want = widgets.feature_ssim_anomaly_map(feats[:1], rec[:1], L)
+        np.testing.assert_allclose(np.asarray(panel.result.axes[1].images[0].get_array()), want[0, 0].numpy(),
+                                   rtol=1e-5)
+        means[L] = float(want.mean())
+        assert f"mean 1 − SSIM {means[L]:.3f}" in _suptitle(panel.result)
+    small, _, large = sorted(means)
+    assert means[large] < means[small]  # a large L swamps the statistics: SSIM → 1, the map fades
+    with pytest.raises(ValueError, match="one \\(N, C, h, w\\) shape"):
+        widgets.data_range_explorer(feats, rec[:, :2])
+
+
+def test_ncc_window_explorer_uses_the_package_ncc(interactive, data):
+    restored = data.images * (1 - data.masks) + 0.5 * data.masks  # the lesion "repaired" to flat grey
+    panel = widgets.ncc_window_explorer(data, restored)
+    controls = _controls(panel)
+    assert controls["index"].value == 2 and controls["window"].value == 11
+    from featureae_lite.models.patchsim import patch_similarity_map
+
+    for window in (5, 15):
+        controls["window"].value = window
+        want = patch_similarity_map(data.images[2:3], restored[2:3], window=window)[0, 0] * data.brains[2, 0]
+        shown = np.asarray(panel.result.axes[2].images[0].get_array())
+        np.testing.assert_allclose(shown, want.numpy(), rtol=1e-5)
+        lesion = data.masks[2, 0] > 0
+        assert _suptitle(panel.result).startswith(f"window {window}: mean 1 − NCC in the lesion "
+                                                  f"{float(want[lesion].mean()):.3f}")
+    with pytest.raises(ValueError, match="window must be odd"):
+        widgets.ncc_window_explorer(data, restored, window=4)
+
+
+def test_new_widgets_draw_one_static_figure_headless(static, data):
+    assert widgets.ssim_terms_explorer(brightness=0.1) is None
+    assert len(plt.gcf().axes) == 3
+    plt.close("all")
+    feats = torch.randn(6, 3, 8, 8)
+    assert widgets.data_range_explorer(feats, feats + 0.1, images=data.images) is None
+    assert plt.gcf().axes[1].get_title() == "1 − SSIM, L = 1"
+    plt.close("all")
+    assert widgets.ncc_window_explorer(data, data.images) is None
+    assert plt.gcf().axes[2].get_title() == "1 − NCC, window 11"
