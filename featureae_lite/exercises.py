@@ -238,6 +238,41 @@ def check(name: str, answer: Any) -> None:
         print(result.text())
 
 
+def reveal(prediction: Any, measured: Any, what: str = "") -> str:
+    """Show a prediction next to what this run measured (predict-then-measure exercises).
+
+    Parameters
+    ----------
+    prediction : any
+        The learner's ``MY_PREDICTION`` (None: no prediction was written).
+    measured : any
+        The value this run measured.
+    what : str
+        What was measured, e.g. ``"the hardest anomaly type"``.
+
+    Returns
+    -------
+    str
+        The sentence, also displayed (Markdown in a notebook, printed otherwise).
+    """
+    about = f" {what}" if what else ""
+    shown = f"{measured:.4g}" if isinstance(measured, float) else f"{measured}"
+    if prediction is None:
+        text = (f"This run measured{about}: **{shown}**. (You wrote no prediction: set MY_PREDICTION "
+                "before running the measurement next time — the point is to compare.)")
+    else:
+        same = str(prediction).strip().lower() == str(measured).strip().lower()
+        verdict = "as you predicted" if same else "not what you predicted: which of your assumptions failed?"
+        text = f"You predicted{about}: **{prediction}**; this run measured **{shown}** — {verdict}"
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:
+        print(text)
+    return text
+
+
 # -- helpers for checkers ------------------------------------------------------------------------
 def _gen(rng: np.random.Generator) -> torch.Generator:
     """A torch generator seeded from ``rng``."""
