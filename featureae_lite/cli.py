@@ -1,4 +1,5 @@
-"""The ``featureae-lite`` command line: synth, train, evaluate, benchmark, notebooks, assignments, main."""
+"""The ``featureae-lite`` command line: synth, train, evaluate, benchmark, fetch-real, transfer, curves,
+notebooks, assignments, main."""
 
 from __future__ import annotations
 
@@ -184,6 +185,34 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fetch_real(args: argparse.Namespace) -> int:
+    from featureae_lite.data.realdata import fetch_pyradiomics
+
+    check_output_dir(args.out)
+    start = time.perf_counter()
+    folders = fetch_pyradiomics(args.out, sdist=args.sdist)
+    print(f"{len(folders)} real test subjects (BraTS layout, modality t1) written in "
+          f"{time.perf_counter() - start:.0f} s to {args.out}; provenance.json says where they come from")
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from featureae_lite.transfer import run_transfer
+
+    methods = _methods(args.methods)
+    name, overrides = _preset_name(args), _backbone_options(args)
+    resolve_device(args.device)
+    check_output_dir(args.out)
+    start = time.perf_counter()
+    run_transfer(methods, args.real_data, args.out, real_layout=args.real_layout, modality=args.contrast,
+                 quick=name, seed=args.seed, data_dir=args.data, checkpoint_dir=args.checkpoints,
+                 device=args.device, overrides=overrides)
+    print((Path(args.out) / "transfer.md").read_text())
+    print(f"transfer finished in {time.perf_counter() - start:.0f} s; transfer.json, transfer.md and "
+          f"meta.json in {args.out}")
+    return 0
+
+
 def _cmd_curves(args: argparse.Namespace) -> int:
     from featureae_lite.curves import learning_curves
 
@@ -328,6 +357,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     _add_data_options(p)
     p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("fetch-real",
+                       help="download the real held-out test set (pyradiomics' two brain cases)")
+    p.add_argument("--out", required=True, help="folder for the subject folders and provenance.json")
+    p.add_argument("--sdist", default=None, metavar="PATH",
+                   help="use this pyradiomics-3.1.0.tar.gz instead of downloading it from PyPI")
+    p.set_defaults(func=_cmd_fetch_real)
+
+    p = sub.add_parser("transfer", help="pixel AP on the synthetic test split vs a real held-out set")
+    p.add_argument("--real-data", required=True, metavar="DIR",
+                   help="real lesion subjects, e.g. from featureae-lite fetch-real")
+    p.add_argument("--real-layout", choices=("brats", "atlas", "mslub"), default="brats")
+    p.add_argument("--methods", default="threshold,ae_l1,fae,dpa")
+    p.add_argument("--out", required=True, help="folder for transfer.json, transfer.md and meta.json")
+    p.add_argument("--checkpoints", default=None, metavar="DIR",
+                   help="train-or-load folder (default: DATA/checkpoints)")
+    _add_common(p)
+    p.set_defaults(contrast="t1")
+    _add_run_options(p)
+    g = p.add_argument_group("feature backbone of fae and dpa")
+    g.add_argument("--backbone", choices=("efficientnet_lite0", "resnet18"), default=None)
+    g.add_argument("--weights", default=None, metavar="PATH")
+    p.set_defaults(func=_cmd_transfer)
 
     p = sub.add_parser("curves", help="learning curves: pixel AP vs training steps and seconds")
     p.add_argument("--methods", default="ae_l1,fae", help="comma-separated methods (default ae_l1,fae)")

@@ -1,0 +1,167 @@
+"""The transfer gap: models trained on the synthetic cohort, tested on its test split and on real scans.
+
+``run_transfer`` trains each method on the synthetic cohort of the real set's contrast (or loads the
+matching train-or-load checkpoint), evaluates it on the cohort's test split and on *every* subject
+of a real held-out folder (none is used for training, validation or thresholds: the threshold of
+``dice_at_threshold`` comes from the cohort's validation split), and writes ``transfer.json``,
+``transfer.md`` and ``meta.json``. The transfer ratio is real pixel AP / synthetic pixel AP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from featureae_lite.checkpoints import config_json, train_or_load
+from featureae_lite.data.dataset import load_split
+from featureae_lite.data.layouts import discover_subjects
+from featureae_lite.data.splits import TEST_LAYOUTS, load_cohort_splits
+from featureae_lite.data.synth import CONTRASTS, check_choice
+from featureae_lite.device import describe, resolve_device
+from featureae_lite.evaluation import evaluate
+from featureae_lite.fileio import write_atomic
+from featureae_lite.models.registry import applicable, get_method
+from featureae_lite.presets import preset
+
+KEYS = ("pixel_ap", "pixel_auroc", "best_dice")
+
+
+def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality: str = "t1", *,
+                   data_dir: str | os.PathLike | None = None, quick: bool | str = False,
+                   progress: bool = True):
+    """All subjects of a real lesion data set as one test split, preprocessed like the cohort.
+
+    Raises
+    ------
+    ValueError
+        The folder is missing or holds no subject, a subject has no lesion mask, or no lesion pixel
+        falls in the preset's slices (the message names the folder).
+    """
+    root = Path(real_data)
+    if not root.is_dir():
+        raise ValueError(f"--real-data {root}: folder not found")
+    check_choice(layout, [t for t in TEST_LAYOUTS if t != "synthetic"], "real-data layout")
+    records = discover_subjects(root, layout, modality, "test")
+    missing = [r.subject_id for r in records if r.mask_path is None]
+    if missing:
+        raise ValueError(f"--real-data {root}: subject(s) {missing} have no lesion mask (layout {layout!r})")
+    p = preset(quick)
+    data = load_split(data_dir, "test", cohort=root, layout=layout, modality=modality,
+                      image_size=p.image_size, slice_range=p.slice_range, slice_step=p.slice_step,
+                      progress=progress)
+    if float(data.masks.sum()) == 0:
+        raise ValueError(f"--real-data {root}: no lesion pixel inside the brain in slices "
+                         f"{p.slice_range[0]}–{p.slice_range[1]} (step {p.slice_step})")
+    return data
+
+
+def run_transfer(
+    methods: list[str] | tuple[str, ...],
+    real_data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    real_layout: str = "brats",
+    modality: str = "t1",
+    quick: bool | str = False,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    device: str | None = "auto",
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pixel AP (and AUROC, best Dice) per method on the synthetic test split and on a real set.
+
+    Parameters
+    ----------
+    methods : sequence of str
+        Registered method names.
+    real_data : path-like
+        Folder of real lesion subjects (e.g. ``featureae-lite fetch-real --out DIR``).
+    real_layout, modality : str
+        Layout of the real folder and its contrast; the synthetic cohort is synthesised (or reused)
+        in this contrast, so models see the real set's contrast in training.
+    quick : bool or str
+        Preset: sizes and training budgets.
+    checkpoint_dir : path-like, optional
+        Train-or-load folder (default ``<data_dir>/checkpoints``): a model trained before with the
+        same method, config, data and code is loaded, not retrained.
+
+    Returns
+    -------
+    dict
+        method → ``{"synthetic": metrics, "real": metrics, "ratio": real AP / synthetic AP, ...}``.
+    """
+    if not methods:
+        raise ValueError("no method given")
+    for m in methods:
+        get_method(m)
+    check_choice(modality, CONTRASTS, "modality")
+    where = resolve_device(device)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    p = preset(quick)
+    real = load_real_test(real_data, real_layout, modality, data_dir=data_dir, quick=quick, progress=progress)
+    splits = load_cohort_splits(data_dir, quick, seed, modality, progress)
+    if checkpoint_dir is None:
+        from featureae_lite.data.paths import resolve_data_dir
+
+        checkpoint_dir = resolve_data_dir(data_dir) / "checkpoints"
+    results: dict[str, Any] = {}
+    for m in methods:
+        cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m), **applicable(m, overrides or {})}
+        start = time.perf_counter()
+        det = train_or_load(m, splits["train"], splits["val"], checkpoint_dir=checkpoint_dir,
+                            progress=progress, device=where, **cfg)
+        fit_s = time.perf_counter() - start
+        syn = evaluate(det, splits["test"], splits["val"], per_type=False, unmasked=False)
+        rl = evaluate(det, real, splits["val"], per_type=False, unmasked=False)
+        row = {"synthetic": {k: syn[k] for k in (*KEYS, "dice_at_threshold")},
+               "real": {k: rl[k] for k in (*KEYS, "dice_at_threshold")},
+               "ratio": rl["pixel_ap"] / syn["pixel_ap"] if syn["pixel_ap"] > 0 else float("nan"),
+               "train_or_load_seconds": round(fit_s, 1), "config": config_json(det.config)}
+        results[m] = row
+        if progress:
+            print(f"{m:>10}: pixel AP synthetic {syn['pixel_ap']:.3f}  real {rl['pixel_ap']:.3f}  "
+                  f"ratio {row['ratio']:.2f}")
+    real_pos = float(real.masks.sum()) / max(float(real.brains.sum()), 1.0)
+    syn_pos = float(splits["test"].masks.sum()) / max(float(splits["test"].brains.sum()), 1.0)
+    meta = {"preset": p.name, "seed": seed, "modality": modality, "cohort": str(splits["cohort"]),
+            "real_data": str(Path(real_data).resolve()), "real_layout": real_layout,
+            "real_subjects": sorted(set(real.subject_ids)), "n_real_slices": len(real),
+            "n_synthetic_test_slices": len(splits["test"]),
+            "lesion_pixel_share": {"synthetic_test": round(syn_pos, 5), "real": round(real_pos, 5)},
+            "checkpoints": str(checkpoint_dir), "wall_seconds": round(time.perf_counter() - began, 1),
+            "torch_threads": torch.get_num_threads(), "device": describe(where)}
+    provenance = Path(real_data) / "provenance.json"
+    if provenance.is_file():
+        meta["real_provenance"] = json.loads(provenance.read_text()).get("source")
+    write_atomic(out_dir / "transfer.json", json.dumps(results, indent=2, default=str))
+    write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))
+    write_atomic(out_dir / "transfer.md", transfer_markdown(results, meta))
+    return results
+
+
+def transfer_markdown(results: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+    """A markdown table: pixel AP on the synthetic test split and on the real set, and their ratio."""
+    lines = []
+    if meta:
+        share = meta["lesion_pixel_share"]
+        lines += [f"Preset {meta['preset']}, modality {meta['modality']}, seed {meta['seed']}; real set "
+                  f"{', '.join(meta['real_subjects'])} ({meta['n_real_slices']} slices). Lesion share of "
+                  f"brain pixels (the AP of a random map): synthetic {share['synthetic_test']:.4f}, real "
+                  f"{share['real']:.4f}.", ""]
+    lines += ["| method | pixel AP synthetic | pixel AP real | ratio real/synthetic | AUROC synthetic "
+              "| AUROC real | best Dice synthetic | best Dice real |", "|---" * 8 + "|"]
+    for m, r in results.items():
+        s, q = r["synthetic"], r["real"]
+        lines.append(f"| {m} | {s['pixel_ap']:.3f} | {q['pixel_ap']:.3f} | {r['ratio']:.2f} | "
+                     f"{s['pixel_auroc']:.3f} | {q['pixel_auroc']:.3f} | {s['best_dice']:.3f} | "
+                     f"{q['best_dice']:.3f} |")
+    return "\n".join(lines) + "\n"
