@@ -364,6 +364,41 @@ def check_intensity_ratio(fn: Callable, rng: np.random.Generator) -> None:
                 "the denominator uses brain pixels that are *not* lesion: brain & ~lesion.")
 
 
+_NAMES = ("tumor", "lesions", "stroke", "structural", "edema", "cyst", "bleed", "infarct", "plaque", "mass")
+
+
+@exercise("00_mri_data_and_anomalies", "rank anomaly types by |log| of their intensity ratio, smallest first")
+def check_rank_by_log_ratio(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("a lesion half as bright as the brain is as distinct as one twice as bright: compare the "
+            "absolute value of the logarithm of each ratio, smallest first; leave NaN ratios out and "
+            "break ties by the type's name in alphabetical order.")
+
+    def want(ratios: dict) -> list:
+        valid = [k for k, r in ratios.items() if not math.isnan(r)]
+        return sorted(valid, key=lambda k: (abs(math.log(ratios[k])), k))
+
+    for case in range(4):
+        names = [str(n) for n in rng.permutation(_NAMES)[: int(rng.integers(2, 7))]]
+        ratios = {n: float(np.exp(rng.uniform(-1.2, 1.2))) for n in names}
+        if case in (0, 3):  # a darker lesion further from 1 than a brighter one, on a log scale only
+            bright = float(rng.uniform(1.5, 3.0))
+            ratios[names[0]], ratios[names[1]] = bright, 1.0 / (bright * float(rng.uniform(1.2, 1.6)))
+        if case == 1:  # a darker and a brighter lesion exactly as far from 1 on a log scale: a tie,
+            later, earlier = sorted(names[:2], reverse=True)  # listed against the alphabetical order
+            ratios = {later: float(rng.choice([2.0, 4.0])), **{k: v for k, v in ratios.items() if k != later}}
+            ratios[earlier] = 1.0 / ratios[later]  # exact reciprocals
+        if case == 2:  # a type without a measurable ratio
+            ratios[names[-1]] = float("nan")
+        expected = want(ratios)
+        got = fn(dict(ratios))
+        if not isinstance(got, list | tuple) or [str(v) for v in got] != expected:
+            shown = {k: round(v, 4) for k, v in ratios.items()}
+            raise Wrong(f"for the ratios {shown} expected the order {expected}, got {got!r}.", hint)
+    got = fn({})
+    if not isinstance(got, list | tuple) or list(got):
+        raise Wrong(f"for no types at all expected an empty list, got {got!r}.", hint)
+
+
 # -- 01 l1 residual ------------------------------------------------------------------------------
 @exercise("01_l1_residual_autoencoder", "the l1 residual map |x − x̂|")
 def check_l1_residual(fn: Callable, rng: np.random.Generator) -> None:
