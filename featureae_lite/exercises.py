@@ -486,6 +486,32 @@ def check_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
             "the course's ssim_map gives the per-pixel SSIM; average it and subtract from 1.")
 
 
+@exercise("02_ssim", "count the pairs of items two measures order in opposite directions")
+def check_discordant_pairs(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("look at every unordered pair of names present in both dicts: the pair is discordant when "
+            "one measure says the first is larger and the other says it is smaller. A tie in either "
+            "measure, or a NaN in any of the four values, does not count.")
+
+    def want(a: dict, b: dict) -> int:
+        keys = [k for k in a if k in b and not (math.isnan(a[k]) or math.isnan(b[k]))]
+        return sum((a[p] - a[q]) * (b[p] - b[q]) < 0 for i, p in enumerate(keys) for q in keys[i + 1:])
+
+    for case in range(4):
+        n = int(rng.integers(5, 12))
+        names = [f"variant_{int(v)}" for v in rng.choice(100, size=n, replace=False)]
+        a = {k: float(rng.uniform(0, 1)) for k in names}
+        b = {k: float(0.5 * a[k] + rng.uniform(0, 1)) for k in rng.permutation(names)}
+        if case == 1:  # ties: equal values in one measure are not discordant
+            b[names[1]] = b[names[0]]
+            a[names[3]] = a[names[2]]
+        if case == 2:  # a NaN, and names only one measure has
+            a[names[0]] = float("nan")
+            a["only_in_a"], b["only_in_b"] = 0.5, 0.5
+        _number(fn(dict(a), dict(b)), want(a, b), f"the discordant pairs of {len(a)} and {len(b)} values",
+                hint, tol=0)
+    _number(fn({"x": 1.0}, {"x": 2.0}), 0, "the discordant pairs of a single item", hint, tol=0)
+
+
 # -- 03 feature space ----------------------------------------------------------------------------
 @exercise("03_feature_space", "channel-mean feature map upsampled to the image size")
 def check_channel_mean_map(fn: Callable, rng: np.random.Generator) -> None:
