@@ -542,6 +542,34 @@ def check_feature_shape(fn: Callable, rng: np.random.Generator) -> None:
                         "every layer is resized to 1/4 of the image side.")
 
 
+@exercise("03_feature_space", "the layer that holds the channel with the largest absolute lesion contrast")
+def check_best_layer(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("channels are concatenated layer after layer: the first channels[0] belong to layers[0], "
+            "the next channels[1] to layers[1], and so on. Find the channel with the largest "
+            "*absolute* contrast (a darker response counts as much as a brighter one), ignoring NaN; "
+            "with no valid channel at all return None.")
+    for case in range(4):
+        k = int(rng.integers(2 if case == 2 else 1, 6))
+        layers = [f"block{int(v)}" for v in np.sort(rng.choice(16, size=k, replace=False))]
+        channels = [int(v) for v in rng.integers(1, 12, size=k)]
+        contrast = rng.normal(0, 1, sum(channels))
+        best = int(rng.integers(contrast.size))
+        if case == 2:  # the first channel of a layer
+            best = int(rng.choice(np.cumsum(channels[:-1])))
+        contrast[best] = (-1 if case % 2 == 0 else 1) * (np.abs(contrast).max() + rng.uniform(0.1, 1))
+        if case == 3:
+            contrast[rng.random(contrast.size) < 0.3] = np.nan
+            contrast[best] = -(np.nanmax(np.abs(contrast), initial=0.0) + 0.5)
+        want = layers[int(np.searchsorted(np.cumsum(channels), best, side="right"))]
+        got = fn(contrast.copy(), list(layers), list(channels))
+        if got != want:
+            raise Wrong(f"for layers {layers} with {channels} channels the strongest channel is number "
+                        f"{best} (contrast {contrast[best]:.3f}), in {want}; you answered {got!r}.", hint)
+    got = fn(np.full(sum(channels), np.nan), list(layers), list(channels))
+    if got is not None:
+        raise Wrong(f"when every contrast is NaN (no lesion pixel) expected None, got {got!r}.", hint)
+
+
 # -- 04 FAE --------------------------------------------------------------------------------------
 def _features(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     g = _gen(rng)
