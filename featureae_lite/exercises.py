@@ -600,6 +600,45 @@ def check_fae_map(fn: Callable, rng: np.random.Generator) -> None:
            "with align_corners=True.")
 
 
+@exercise("04_feature_autoencoder", "the variant whose value falls furthest below the reference (or None)")
+def check_largest_drop(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("compare every entry other than the reference with the reference's value; keep only those "
+            "strictly below it and ignore NaN; return the name with the largest drop (ties: the first "
+            "name in alphabetical order), or None when nothing is below the reference or the reference "
+            "itself is NaN.")
+    pool = ["MSE loss", "untrained backbone", "fewer layers", "no dropout", "smaller latent", "L1 loss",
+            "no augmentation", "half the steps", "larger window", "resnet18"]
+
+    def want(table: dict, reference: str) -> str | None:
+        ref = table[reference]
+        drops = {k: ref - v for k, v in table.items() if k != reference and not math.isnan(v) and v < ref}
+        if math.isnan(ref) or not drops:
+            return None
+        return min(drops, key=lambda k: (-drops[k], k))
+
+    for case in range(5):
+        names = [str(v) for v in rng.permutation(pool)[: int(rng.integers(3, 7))]]
+        reference = f"reference {int(rng.integers(100))}"
+        table = {n: float(rng.uniform(0.01, 0.3)) for n in names}
+        table[reference] = float(rng.uniform(0.1, 0.2))
+        table = {str(k): table[k] for k in rng.permutation(list(table))}
+        if case == 1:  # nothing below the reference
+            table = {k: (v if k == reference else table[reference] + abs(v)) for k, v in table.items()}
+        if case == 2:  # a NaN, and a tie for the largest drop listed against the alphabetical order
+            later, earlier = sorted(names[:2], reverse=True)
+            table = {later: 0.005, **{k: v for k, v in table.items() if k != later}}
+            table[earlier] = 0.005
+            table[names[2]] = float("nan")
+        if case == 3:  # the reference itself was not measured
+            table[reference] = float("nan")
+        expected = want(table, reference)
+        got = fn(dict(table), reference)
+        if got != expected:
+            shown = {k: round(v, 4) for k, v in table.items()}
+            raise Wrong(f"for the table {shown} with reference {reference!r} expected {expected!r}, "
+                        f"got {got!r}.", hint)
+
+
 # -- 05 evaluation -------------------------------------------------------------------------------
 def _scored(rng: np.random.Generator, n: int, rate: float, shift: float) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.random(n) < rate
