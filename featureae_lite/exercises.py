@@ -364,6 +364,41 @@ def check_intensity_ratio(fn: Callable, rng: np.random.Generator) -> None:
                 "the denominator uses brain pixels that are *not* lesion: brain & ~lesion.")
 
 
+_NAMES = ("tumor", "lesions", "stroke", "structural", "edema", "cyst", "bleed", "infarct", "plaque", "mass")
+
+
+@exercise("00_mri_data_and_anomalies", "rank anomaly types by |log| of their intensity ratio, smallest first")
+def check_rank_by_log_ratio(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("a lesion half as bright as the brain is as distinct as one twice as bright: compare the "
+            "absolute value of the logarithm of each ratio, smallest first; leave NaN ratios out and "
+            "break ties by the type's name in alphabetical order.")
+
+    def want(ratios: dict) -> list:
+        valid = [k for k, r in ratios.items() if not math.isnan(r)]
+        return sorted(valid, key=lambda k: (abs(math.log(ratios[k])), k))
+
+    for case in range(4):
+        names = [str(n) for n in rng.permutation(_NAMES)[: int(rng.integers(2, 7))]]
+        ratios = {n: float(np.exp(rng.uniform(-1.2, 1.2))) for n in names}
+        if case in (0, 3):  # a darker lesion further from 1 than a brighter one, on a log scale only
+            bright = float(rng.uniform(1.5, 3.0))
+            ratios[names[0]], ratios[names[1]] = bright, 1.0 / (bright * float(rng.uniform(1.2, 1.6)))
+        if case == 1:  # a darker and a brighter lesion exactly as far from 1 on a log scale: a tie,
+            later, earlier = sorted(names[:2], reverse=True)  # listed against the alphabetical order
+            ratios = {later: float(rng.choice([2.0, 4.0])), **{k: v for k, v in ratios.items() if k != later}}
+            ratios[earlier] = 1.0 / ratios[later]  # exact reciprocals
+        if case == 2:  # a type without a measurable ratio
+            ratios[names[-1]] = float("nan")
+        expected = want(ratios)
+        got = fn(dict(ratios))
+        if not isinstance(got, list | tuple) or [str(v) for v in got] != expected:
+            shown = {k: round(v, 4) for k, v in ratios.items()}
+            raise Wrong(f"for the ratios {shown} expected the order {expected}, got {got!r}.", hint)
+    got = fn({})
+    if not isinstance(got, list | tuple) or list(got):
+        raise Wrong(f"for no types at all expected an empty list, got {got!r}.", hint)
+
+
 # -- 01 l1 residual ------------------------------------------------------------------------------
 @exercise("01_l1_residual_autoencoder", "the l1 residual map |x − x̂|")
 def check_l1_residual(fn: Callable, rng: np.random.Generator) -> None:
@@ -382,6 +417,31 @@ def check_top10_mean_score(fn: Callable, rng: np.random.Generator) -> None:
     _close(fn(maps, brains), image_scores(maps, brains, "top10_mean"), "top10_mean_score(maps, brains)",
            "per slice: keep values where brain > 0, take their 90th percentile q (torch.quantile), "
            "average the values >= q; one score per slice, shape (N,).")
+
+
+@exercise("01_l1_residual_autoencoder", "the share of a map's in-brain mass that lies on lesion pixels")
+def check_lesion_mass_share(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("add up the map over the brain (pixels where brains > 0): that is the denominator; the "
+            "numerator adds up the map only where the pixel is in the brain *and* in the lesion. A map "
+            "with no mass in the brain has no share: return NaN instead of dividing by zero.")
+    g = _gen(rng)
+    for _ in range(3):
+        n, size = int(rng.integers(1, 5)), int(rng.integers(8, 20))
+        maps, brains = _maps(g, n, size)
+        maps = maps * float(rng.uniform(0.1, 5.0))
+        masks = (torch.rand(n, 1, size, size, generator=g) < rng.uniform(0.02, 0.3)).float()
+        masks[..., 0, :] = 1.0  # lesion pixels outside the brain box must not count
+        inside = brains > 0
+        want = float(maps[inside & (masks > 0)].sum() / maps[inside].sum())
+        _number(fn(maps, masks, brains), want, f"the lesion share of {n} random maps of {size}×{size} px",
+                hint, tol=1e-5)
+    _number(fn(maps, torch.zeros_like(masks), brains), 0.0, "the share when there is no lesion pixel", hint)
+    got = fn(torch.zeros_like(maps), masks, brains)
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if not (isinstance(got, float) and math.isnan(got)):
+        raise Wrong(f"for a map that is 0 everywhere the share is undefined (0 / 0): expected NaN, "
+                    f"got {got!r}.", hint)
 
 
 # -- 02 SSIM -------------------------------------------------------------------------------------
@@ -426,6 +486,32 @@ def check_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
             "the course's ssim_map gives the per-pixel SSIM; average it and subtract from 1.")
 
 
+@exercise("02_ssim", "count the pairs of items two measures order in opposite directions")
+def check_discordant_pairs(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("look at every unordered pair of names present in both dicts: the pair is discordant when "
+            "one measure says the first is larger and the other says it is smaller. A tie in either "
+            "measure, or a NaN in any of the four values, does not count.")
+
+    def want(a: dict, b: dict) -> int:
+        keys = [k for k in a if k in b and not (math.isnan(a[k]) or math.isnan(b[k]))]
+        return sum((a[p] - a[q]) * (b[p] - b[q]) < 0 for i, p in enumerate(keys) for q in keys[i + 1:])
+
+    for case in range(4):
+        n = int(rng.integers(5, 12))
+        names = [f"variant_{int(v)}" for v in rng.choice(100, size=n, replace=False)]
+        a = {k: float(rng.uniform(0, 1)) for k in names}
+        b = {k: float(0.5 * a[k] + rng.uniform(0, 1)) for k in rng.permutation(names)}
+        if case == 1:  # ties: equal values in one measure are not discordant
+            b[names[1]] = b[names[0]]
+            a[names[3]] = a[names[2]]
+        if case == 2:  # a NaN, and names only one measure has
+            a[names[0]] = float("nan")
+            a["only_in_a"], b["only_in_b"] = 0.5, 0.5
+        _number(fn(dict(a), dict(b)), want(a, b), f"the discordant pairs of {len(a)} and {len(b)} values",
+                hint, tol=0)
+    _number(fn({"x": 1.0}, {"x": 2.0}), 0, "the discordant pairs of a single item", hint, tol=0)
+
+
 # -- 03 feature space ----------------------------------------------------------------------------
 @exercise("03_feature_space", "channel-mean feature map upsampled to the image size")
 def check_channel_mean_map(fn: Callable, rng: np.random.Generator) -> None:
@@ -456,6 +542,34 @@ def check_feature_shape(fn: Callable, rng: np.random.Generator) -> None:
                         "every layer is resized to 1/4 of the image side.")
 
 
+@exercise("03_feature_space", "the layer that holds the channel with the largest absolute lesion contrast")
+def check_best_layer(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("channels are concatenated layer after layer: the first channels[0] belong to layers[0], "
+            "the next channels[1] to layers[1], and so on. Find the channel with the largest "
+            "*absolute* contrast (a darker response counts as much as a brighter one), ignoring NaN; "
+            "with no valid channel at all return None.")
+    for case in range(4):
+        k = int(rng.integers(2 if case == 2 else 1, 6))
+        layers = [f"block{int(v)}" for v in np.sort(rng.choice(16, size=k, replace=False))]
+        channels = [int(v) for v in rng.integers(1, 12, size=k)]
+        contrast = rng.normal(0, 1, sum(channels))
+        best = int(rng.integers(contrast.size))
+        if case == 2:  # the first channel of a layer
+            best = int(rng.choice(np.cumsum(channels[:-1])))
+        contrast[best] = (-1 if case % 2 == 0 else 1) * (np.abs(contrast).max() + rng.uniform(0.1, 1))
+        if case == 3:
+            contrast[rng.random(contrast.size) < 0.3] = np.nan
+            contrast[best] = -(np.nanmax(np.abs(contrast), initial=0.0) + 0.5)
+        want = layers[int(np.searchsorted(np.cumsum(channels), best, side="right"))]
+        got = fn(contrast.copy(), list(layers), list(channels))
+        if got != want:
+            raise Wrong(f"for layers {layers} with {channels} channels the strongest channel is number "
+                        f"{best} (contrast {contrast[best]:.3f}), in {want}; you answered {got!r}.", hint)
+    got = fn(np.full(sum(channels), np.nan), list(layers), list(channels))
+    if got is not None:
+        raise Wrong(f"when every contrast is NaN (no lesion pixel) expected None, got {got!r}.", hint)
+
+
 # -- 04 FAE --------------------------------------------------------------------------------------
 def _features(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     g = _gen(rng)
@@ -484,6 +598,45 @@ def check_fae_map(fn: Callable, rng: np.random.Generator) -> None:
     _close(fn(f, f_hat, size), want, f"fae_map(f, f_hat, {size})",
            "1 − ssim_map(..., window_size=5), mean over channels (keepdim), then bilinear upsampling "
            "with align_corners=True.")
+
+
+@exercise("04_feature_autoencoder", "the variant whose value falls furthest below the reference (or None)")
+def check_largest_drop(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("compare every entry other than the reference with the reference's value; keep only those "
+            "strictly below it and ignore NaN; return the name with the largest drop (ties: the first "
+            "name in alphabetical order), or None when nothing is below the reference or the reference "
+            "itself is NaN.")
+    pool = ["MSE loss", "untrained backbone", "fewer layers", "no dropout", "smaller latent", "L1 loss",
+            "no augmentation", "half the steps", "larger window", "resnet18"]
+
+    def want(table: dict, reference: str) -> str | None:
+        ref = table[reference]
+        drops = {k: ref - v for k, v in table.items() if k != reference and not math.isnan(v) and v < ref}
+        if math.isnan(ref) or not drops:
+            return None
+        return min(drops, key=lambda k: (-drops[k], k))
+
+    for case in range(5):
+        names = [str(v) for v in rng.permutation(pool)[: int(rng.integers(3, 7))]]
+        reference = f"reference {int(rng.integers(100))}"
+        table = {n: float(rng.uniform(0.01, 0.3)) for n in names}
+        table[reference] = float(rng.uniform(0.1, 0.2))
+        table = {str(k): table[k] for k in rng.permutation(list(table))}
+        if case == 1:  # nothing below the reference
+            table = {k: (v if k == reference else table[reference] + abs(v)) for k, v in table.items()}
+        if case == 2:  # a NaN, and a tie for the largest drop listed against the alphabetical order
+            later, earlier = sorted(names[:2], reverse=True)
+            table = {later: 0.005, **{k: v for k, v in table.items() if k != later}}
+            table[earlier] = 0.005
+            table[names[2]] = float("nan")
+        if case == 3:  # the reference itself was not measured
+            table[reference] = float("nan")
+        expected = want(table, reference)
+        got = fn(dict(table), reference)
+        if got != expected:
+            shown = {k: round(v, 4) for k, v in table.items()}
+            raise Wrong(f"for the table {shown} with reference {reference!r} expected {expected!r}, "
+                        f"got {got!r}.", hint)
 
 
 # -- 05 evaluation -------------------------------------------------------------------------------
