@@ -361,7 +361,7 @@ def check_intensity_ratio(fn: Callable, rng: np.random.Generator) -> None:
         image[lesion] += rng.uniform(-0.15, 0.3)
         want = image[lesion].mean() / image[brain & ~lesion].mean()
         _number(fn(image, lesion, brain), want, "the intensity ratio",
-                "the denominator uses brain pixels that are *not* lesion: brain & ~lesion.")
+                "the denominator averages over brain pixels that are *not* lesion pixels.")
 
 
 _NAMES = ("tumor", "lesions", "stroke", "structural", "edema", "cyst", "bleed", "infarct", "plaque", "mass")
@@ -471,7 +471,7 @@ def check_ssim_terms(fn: Callable, rng: np.random.Generator) -> None:
         for label, value, want in zip(("luminance", "contrast", "structure"), got, _ssim_terms(x, y),
                                       strict=True):
             _number(value, want, f"the {label} term for {name}",
-                    "use population statistics (std(unbiased=False)), C1 = (0.01 L)², C2 = (0.03 L)², "
+                    "use population statistics (divide by n, not n − 1), C1 = (0.01 L)², C2 = (0.03 L)², "
                     "C3 = C2 / 2.", tol=1e-4)
 
 
@@ -596,8 +596,8 @@ def check_fae_map(fn: Callable, rng: np.random.Generator) -> None:
     amap = (1 - ssim_map(f_hat, f, window_size=5)).mean(1, keepdim=True)
     want = F.interpolate(amap, size=(size, size), mode="bilinear", align_corners=True)
     _close(fn(f, f_hat, size), want, f"fae_map(f, f_hat, {size})",
-           "1 − ssim_map(..., window_size=5), mean over channels (keepdim), then bilinear upsampling "
-           "with align_corners=True.")
+           "the per-pixel dissimilarity is one minus feature-space SSIM in a 5×5 window; average it over "
+           "the channels (keeping a channel axis of size 1), then upsample bilinearly with aligned corners.")
 
 
 @exercise("04_feature_autoencoder", "the variant whose value falls furthest below the reference (or None)")
