@@ -536,6 +536,46 @@ def check_val_threshold(fn: Callable, rng: np.random.Generator) -> None:
                         "threshold are positive) and keep the one with the highest Dice.")
 
 
+def _is_nan(value: Any) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _count(got: Any, want: int, what: str, hint: str) -> None:
+    if isinstance(got, bool) or not isinstance(got, int | np.integer | float | torch.Tensor):
+        raise Wrong(f"{what} should be a whole number, got {got!r}.", hint)
+    _number(got, float(want), what, hint)
+
+
+_METHOD_NAMES = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
+
+
+@exercise("05_evaluation", "predict, then count the method pairs whose 95 % intervals are apart",
+          forbidden=("featureae_lite.report.intervals_apart",))
+def check_separated_pairs(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("two intervals are apart only when one's lower end lies above the other's upper end "
+            "(touching ends overlap); leave out methods with a NaN end; count every unordered pair once.")
+    cases = []
+    for _ in range(3):
+        names = [str(n) for n in rng.permutation(_METHOD_NAMES)[: int(rng.integers(3, 9))]]
+        centres, halves = rng.uniform(0.0, 0.5, len(names)), rng.uniform(0.005, 0.12, len(names))
+        intervals = {n: (float(c - h), float(c + h)) for n, c, h in zip(names, centres, halves, strict=True)}
+        if rng.random() < 0.7:
+            intervals[names[int(rng.integers(len(names)))]] = (float("nan"), float("nan"))
+        cases.append(intervals)
+    a, b = (float(v) for v in np.sort(rng.uniform(0.05, 0.3, 2)))
+    step = float(rng.uniform(0.01, 0.1))  # edge case: touching intervals, a NaN end, an empty table
+    cases += [{"touch_low": (a - step, a), "touch_high": (a, b), "far": (b + step, b + 2 * step),
+               "unmeasured": (float("nan"), b)}, {}]
+    for intervals in cases:
+        valid = [(lo, hi) for lo, hi in intervals.values() if not (math.isnan(lo) or math.isnan(hi))]
+        want = sum(p[0] > q[1] or q[0] > p[1] for i, p in enumerate(valid) for q in valid[i + 1:])
+        _count(fn({k: tuple(v) for k, v in intervals.items()}),
+               want, f"the number of separated pairs among {intervals}", hint)
+
+
 # -- 06 DPA --------------------------------------------------------------------------------------
 @exercise("06_perceptual_autoencoder", "the relative perceptual L1 with a detached denominator",
           forbidden=("featureae_lite.models.dpa.relative_perceptual_loss",))
