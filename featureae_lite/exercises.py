@@ -611,6 +611,40 @@ def check_choose_on_val(fn: Callable, rng: np.random.Generator) -> None:
                         "of the metric you are given, never a test column.")
 
 
+def _detection_rate(scores: np.ndarray, anomalous: np.ndarray, fpr: float) -> float:
+    keep = ~np.isnan(scores)
+    normal, positive = np.sort(scores[keep & ~anomalous])[::-1], scores[keep & anomalous]
+    if positive.size == 0:
+        return float("nan")
+    allowed = math.floor(fpr * normal.size)
+    return 1.0 if allowed >= normal.size else float((positive > normal[allowed]).mean())
+
+
+@exercise("06_perceptual_autoencoder",
+          "predict, then measure the share of anomalous slices flagged at a fixed false-alarm rate",
+          forbidden=("featureae_lite.metrics.threshold_at_fpr", "featureae_lite.metrics.dice_at_fpr",
+                     "sklearn.metrics.roc_curve"))
+def check_detection_rate_at_fpr(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("with k = the number of normal slices you may flag (fpr × their number, rounded down), any "
+            "threshold at or below the (k+1)-th highest normal score flags too many normal slices; so an "
+            "anomalous slice is flagged only when it scores strictly above that normal score. Ignore NaN "
+            "scores; with no anomalous slice the rate is undefined (NaN).")
+    for ties, few_normal in ((False, False), (False, True), (False, False), (True, False), (True, True)):
+        n = int(rng.integers(20, 120))
+        anomalous = rng.random(n) < (rng.uniform(0.75, 0.9) if few_normal else rng.uniform(0.2, 0.6))
+        anomalous[:2] = (True, False)
+        scores = rng.normal(0, 1, n) + rng.uniform(0, 2) * anomalous
+        if ties:  # edge case: many equal scores, some at the threshold
+            scores = np.round(scores * 2) / 2
+        scores[rng.random(n) < 0.1] = np.nan  # unscored slices
+        fpr = float(rng.choice([0.0, rng.uniform(0.02, 0.3)])) if ties else float(rng.uniform(0.02, 0.3))
+        what = f"the detection rate at fpr {fpr:.3g} ({int(anomalous.sum())} of {n} slices anomalous)"
+        _number(fn(scores.copy(), anomalous.copy(), fpr), _detection_rate(scores, anomalous, fpr), what, hint)
+    got = fn(rng.random(10), np.zeros(10, bool), 0.05)  # edge case: nothing to detect
+    if not _is_nan(got):
+        raise Wrong(f"with no anomalous slice the detection rate is undefined; you returned {got!r}.", hint)
+
+
 # -- 07 ProxyAno ---------------------------------------------------------------------------------
 @exercise("07_proxy_bridged_reconstruction", "superpixel image: every region set to its mean intensity")
 def check_superpixel_mean_image(fn: Callable, rng: np.random.Generator) -> None:

@@ -362,6 +362,8 @@ CHEATS = {  # exercise: a solution that calls the library function the exercise 
                        "    v = list(intervals.values())\n"
                        "    return sum(fl.report.intervals_apart(a, b)\n"
                        "               for i, a in enumerate(v) for b in v[i + 1:])",
+    "detection_rate_at_fpr": "def detection_rate_at_fpr(s, y, fpr):\n"
+                             "    return float((s[y] >= fl.metrics.threshold_at_fpr(s, y, fpr)).mean())",
 }
 
 
