@@ -670,6 +670,35 @@ def check_memory_readout(fn: Callable, rng: np.random.Generator) -> None:
            "@ memory, shape (K, D).")
 
 
+@exercise("07_proxy_bridged_reconstruction", "predict, then tally per-type wins, ties and losses of an "
+          "ablation")
+def check_wins_ties_losses(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("compare only the types that both dicts hold with a finite value in both; a difference "
+            "whose size is at most tol (tol itself included) is a tie; return three whole numbers.")
+    types = ["tumor", "structural", "stroke", "lesions", "edema", "cyst", "bleed"]
+    quarter = 0.25  # edge case: differences of exactly tol (exact in binary) are ties
+    cases = [({"tumor": quarter + quarter / 2, "stroke": quarter, "lesions": float("nan")},
+              {"tumor": quarter, "stroke": quarter + quarter / 2, "lesions": 0.1, "only_in_b": 0.3},
+              quarter / 2), ({}, {}, 0.0)]
+    for _ in range(3):
+        chosen = [str(t) for t in rng.permutation(types)[: int(rng.integers(3, 8))]]
+        a = {t: float(rng.uniform(0, 0.1)) for t in chosen}
+        b = {t: v + float(rng.normal(0, 0.01)) for t, v in a.items()}
+        if rng.random() < 0.6:
+            b[chosen[int(rng.integers(len(chosen)))]] = float("nan")
+        del b[chosen[0]]  # a type the other model was not measured on
+        cases.append((a, b, float(rng.uniform(0, 0.01))))
+    for a, b, tol in cases:
+        diffs = [a[t] - b[t] for t in a if t in b and math.isfinite(a[t]) and math.isfinite(b[t])]
+        want = (sum(d > tol for d in diffs), sum(abs(d) <= tol for d in diffs), sum(d < -tol for d in diffs))
+        got = fn(dict(a), dict(b), tol)
+        if not isinstance(got, tuple | list) or len(got) != 3:
+            raise Wrong(f"return a tuple (wins, ties, losses), got {got!r}.", hint)
+        if tuple(int(v) for v in got) != want:
+            raise Wrong(f"for a = {a}, b = {b}, tol = {tol:.4g} expected (wins, ties, losses) = {want}, "
+                        f"got {tuple(got)}.", hint)
+
+
 # -- 08 patch similarity -------------------------------------------------------------------------
 @exercise("08_patch_similarity_scoring", "normalised cross-correlation of two patches")
 def check_ncc(fn: Callable, rng: np.random.Generator) -> None:
