@@ -737,6 +737,41 @@ def check_box_ncc_map(fn: Callable, rng: np.random.Generator) -> None:
            "var = mean(x²) − mean(x)², cov = mean(xy) − mean(x)mean(y).", atol=1e-4)
 
 
+def _lesion_enrichment(maps: torch.Tensor, masks: torch.Tensor, brains: torch.Tensor) -> float:
+    maps = maps.double()
+    keep = (brains > 0) & torch.isfinite(maps)
+    lesion = keep & (masks > 0)
+    mass = float(maps[keep].sum())
+    if mass == 0 or int(lesion.sum()) == 0:
+        return float("nan")
+    return (float(maps[lesion].sum()) / mass) / (int(lesion.sum()) / int(keep.sum()))
+
+
+@exercise("08_patch_similarity_scoring", "predict, then measure how strongly a map concentrates on lesions")
+def check_lesion_enrichment(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("use only in-brain pixels whose map value is finite; enrichment = (mass on lesion pixels / "
+            "all mass) divided by (lesion pixels / all pixels), both over those pixels; return NaN when "
+            "the mass is 0 or no such pixel is a lesion.")
+    g = _gen(rng)
+    for _ in range(3):
+        n, size = int(rng.integers(2, 5)), int(rng.integers(12, 28))
+        maps, brains = _maps(g, n, size)
+        masks = torch.zeros_like(maps)
+        for m in masks:
+            top, left = (int(v) for v in rng.integers(size // 4, size // 2, size=2))
+            m[:, top:top + int(rng.integers(2, 6)), left:left + int(rng.integers(2, 6))] = 1
+        maps = maps + float(rng.uniform(-0.3, 1.0)) * masks
+        maps = maps.clamp_min(0) * float(rng.uniform(0.5, 3.0))
+        maps[torch.rand(maps.shape, generator=g) < 0.05] = float("nan")  # unscored pixels
+        _number(fn(maps.clone(), masks.clone(), brains.clone()), _lesion_enrichment(maps, masks, brains),
+                f"the lesion enrichment of a map of shape {tuple(maps.shape)}", hint, tol=1e-4)
+    for name, (m, k) in {"an all-zero map": (torch.zeros_like(maps), masks),
+                         "slices without lesion": (maps, torch.zeros_like(masks))}.items():
+        got = fn(m.clone(), k.clone(), brains.clone())
+        if not _is_nan(got):
+            raise Wrong(f"for {name} the enrichment is undefined (NaN); you returned {got!r}.", hint)
+
+
 # -- 09 benchmark --------------------------------------------------------------------------------
 @exercise("09_benchmark", "the best method for each anomaly type")
 def check_winner_per_type(fn: Callable, rng: np.random.Generator) -> None:
