@@ -689,6 +689,46 @@ def check_val_threshold(fn: Callable, rng: np.random.Generator) -> None:
                         "threshold are positive) and keep the one with the highest Dice.")
 
 
+def _is_nan(value: Any) -> bool:
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _count(got: Any, want: int, what: str, hint: str) -> None:
+    if isinstance(got, bool) or not isinstance(got, int | np.integer | float | torch.Tensor):
+        raise Wrong(f"{what} should be a whole number, got {got!r}.", hint)
+    _number(got, float(want), what, hint)
+
+
+_METHOD_NAMES = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
+
+
+@exercise("05_evaluation", "predict, then count the method pairs whose 95 % intervals are apart",
+          forbidden=("featureae_lite.report.intervals_apart",))
+def check_separated_pairs(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("two intervals are apart only when one's lower end lies above the other's upper end "
+            "(touching ends overlap); leave out methods with a NaN end; count every unordered pair once.")
+    cases = []
+    for _ in range(3):
+        names = [str(n) for n in rng.permutation(_METHOD_NAMES)[: int(rng.integers(3, 9))]]
+        centres, halves = rng.uniform(0.0, 0.5, len(names)), rng.uniform(0.005, 0.12, len(names))
+        intervals = {n: (float(c - h), float(c + h)) for n, c, h in zip(names, centres, halves, strict=True)}
+        if rng.random() < 0.7:
+            intervals[names[int(rng.integers(len(names)))]] = (float("nan"), float("nan"))
+        cases.append(intervals)
+    a, b = (float(v) for v in np.sort(rng.uniform(0.05, 0.3, 2)))
+    step = float(rng.uniform(0.01, 0.1))  # edge case: touching intervals, a NaN end, an empty table
+    cases += [{"touch_low": (a - step, a), "touch_high": (a, b), "far": (b + step, b + 2 * step),
+               "unmeasured": (float("nan"), b)}, {}]
+    for intervals in cases:
+        valid = [(lo, hi) for lo, hi in intervals.values() if not (math.isnan(lo) or math.isnan(hi))]
+        want = sum(p[0] > q[1] or q[0] > p[1] for i, p in enumerate(valid) for q in valid[i + 1:])
+        _count(fn({k: tuple(v) for k, v in intervals.items()}),
+               want, f"the number of separated pairs among {intervals}", hint)
+
+
 # -- 06 DPA --------------------------------------------------------------------------------------
 @exercise("06_perceptual_autoencoder", "the relative perceptual L1 with a detached denominator",
           forbidden=("featureae_lite.models.dpa.relative_perceptual_loss",))
@@ -724,6 +764,40 @@ def check_choose_on_val(fn: Callable, rng: np.random.Generator) -> None:
                         "of the metric you are given, never a test column.")
 
 
+def _detection_rate(scores: np.ndarray, anomalous: np.ndarray, fpr: float) -> float:
+    keep = ~np.isnan(scores)
+    normal, positive = np.sort(scores[keep & ~anomalous])[::-1], scores[keep & anomalous]
+    if positive.size == 0:
+        return float("nan")
+    allowed = math.floor(fpr * normal.size)
+    return 1.0 if allowed >= normal.size else float((positive > normal[allowed]).mean())
+
+
+@exercise("06_perceptual_autoencoder",
+          "predict, then measure the share of anomalous slices flagged at a fixed false-alarm rate",
+          forbidden=("featureae_lite.metrics.threshold_at_fpr", "featureae_lite.metrics.dice_at_fpr",
+                     "sklearn.metrics.roc_curve"))
+def check_detection_rate_at_fpr(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("with k = the number of normal slices you may flag (fpr × their number, rounded down), any "
+            "threshold at or below the (k+1)-th highest normal score flags too many normal slices; so an "
+            "anomalous slice is flagged only when it scores strictly above that normal score. Ignore NaN "
+            "scores; with no anomalous slice the rate is undefined (NaN).")
+    for ties, few_normal in ((False, False), (False, True), (False, False), (True, False), (True, True)):
+        n = int(rng.integers(20, 120))
+        anomalous = rng.random(n) < (rng.uniform(0.75, 0.9) if few_normal else rng.uniform(0.2, 0.6))
+        anomalous[:2] = (True, False)
+        scores = rng.normal(0, 1, n) + rng.uniform(0, 2) * anomalous
+        if ties:  # edge case: many equal scores, some at the threshold
+            scores = np.round(scores * 2) / 2
+        scores[rng.random(n) < 0.1] = np.nan  # unscored slices
+        fpr = float(rng.choice([0.0, rng.uniform(0.02, 0.3)])) if ties else float(rng.uniform(0.02, 0.3))
+        what = f"the detection rate at fpr {fpr:.3g} ({int(anomalous.sum())} of {n} slices anomalous)"
+        _number(fn(scores.copy(), anomalous.copy(), fpr), _detection_rate(scores, anomalous, fpr), what, hint)
+    got = fn(rng.random(10), np.zeros(10, bool), 0.05)  # edge case: nothing to detect
+    if not _is_nan(got):
+        raise Wrong(f"with no anomalous slice the detection rate is undefined; you returned {got!r}.", hint)
+
+
 # -- 07 ProxyAno ---------------------------------------------------------------------------------
 @exercise("07_proxy_bridged_reconstruction", "superpixel image: every region set to its mean intensity")
 def check_superpixel_mean_image(fn: Callable, rng: np.random.Generator) -> None:
@@ -747,6 +821,35 @@ def check_memory_readout(fn: Callable, rng: np.random.Generator) -> None:
     _close(fn(z, memory, tau), want, f"memory_readout(z, memory, {tau:.3g})",
            "weights = softmax over the slots (dim=1) of z @ memory.T / temperature; read-out = weights "
            "@ memory, shape (K, D).")
+
+
+@exercise("07_proxy_bridged_reconstruction", "predict, then tally per-type wins, ties and losses of an "
+          "ablation")
+def check_wins_ties_losses(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("compare only the types that both dicts hold with a finite value in both; a difference "
+            "whose size is at most tol (tol itself included) is a tie; return three whole numbers.")
+    types = ["tumor", "structural", "stroke", "lesions", "edema", "cyst", "bleed"]
+    quarter = 0.25  # edge case: differences of exactly tol (exact in binary) are ties
+    cases = [({"tumor": quarter + quarter / 2, "stroke": quarter, "lesions": float("nan")},
+              {"tumor": quarter, "stroke": quarter + quarter / 2, "lesions": 0.1, "only_in_b": 0.3},
+              quarter / 2), ({}, {}, 0.0)]
+    for _ in range(3):
+        chosen = [str(t) for t in rng.permutation(types)[: int(rng.integers(3, 8))]]
+        a = {t: float(rng.uniform(0, 0.1)) for t in chosen}
+        b = {t: v + float(rng.normal(0, 0.01)) for t, v in a.items()}
+        if rng.random() < 0.6:
+            b[chosen[int(rng.integers(len(chosen)))]] = float("nan")
+        del b[chosen[0]]  # a type the other model was not measured on
+        cases.append((a, b, float(rng.uniform(0, 0.01))))
+    for a, b, tol in cases:
+        diffs = [a[t] - b[t] for t in a if t in b and math.isfinite(a[t]) and math.isfinite(b[t])]
+        want = (sum(d > tol for d in diffs), sum(abs(d) <= tol for d in diffs), sum(d < -tol for d in diffs))
+        got = fn(dict(a), dict(b), tol)
+        if not isinstance(got, tuple | list) or len(got) != 3:
+            raise Wrong(f"return a tuple (wins, ties, losses), got {got!r}.", hint)
+        if tuple(int(v) for v in got) != want:
+            raise Wrong(f"for a = {a}, b = {b}, tol = {tol:.4g} expected (wins, ties, losses) = {want}, "
+                        f"got {tuple(got)}.", hint)
 
 
 # -- 08 patch similarity -------------------------------------------------------------------------
@@ -787,6 +890,41 @@ def check_box_ncc_map(fn: Callable, rng: np.random.Generator) -> None:
            "var = mean(x²) − mean(x)², cov = mean(xy) − mean(x)mean(y).", atol=1e-4)
 
 
+def _lesion_enrichment(maps: torch.Tensor, masks: torch.Tensor, brains: torch.Tensor) -> float:
+    maps = maps.double()
+    keep = (brains > 0) & torch.isfinite(maps)
+    lesion = keep & (masks > 0)
+    mass = float(maps[keep].sum())
+    if mass == 0 or int(lesion.sum()) == 0:
+        return float("nan")
+    return (float(maps[lesion].sum()) / mass) / (int(lesion.sum()) / int(keep.sum()))
+
+
+@exercise("08_patch_similarity_scoring", "predict, then measure how strongly a map concentrates on lesions")
+def check_lesion_enrichment(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("use only in-brain pixels whose map value is finite; enrichment = (mass on lesion pixels / "
+            "all mass) divided by (lesion pixels / all pixels), both over those pixels; return NaN when "
+            "the mass is 0 or no such pixel is a lesion.")
+    g = _gen(rng)
+    for _ in range(3):
+        n, size = int(rng.integers(2, 5)), int(rng.integers(12, 28))
+        maps, brains = _maps(g, n, size)
+        masks = torch.zeros_like(maps)
+        for m in masks:
+            top, left = (int(v) for v in rng.integers(size // 4, size // 2, size=2))
+            m[:, top:top + int(rng.integers(2, 6)), left:left + int(rng.integers(2, 6))] = 1
+        maps = maps + float(rng.uniform(-0.3, 1.0)) * masks
+        maps = maps.clamp_min(0) * float(rng.uniform(0.5, 3.0))
+        maps[torch.rand(maps.shape, generator=g) < 0.05] = float("nan")  # unscored pixels
+        _number(fn(maps.clone(), masks.clone(), brains.clone()), _lesion_enrichment(maps, masks, brains),
+                f"the lesion enrichment of a map of shape {tuple(maps.shape)}", hint, tol=1e-4)
+    for name, (m, k) in {"an all-zero map": (torch.zeros_like(maps), masks),
+                         "slices without lesion": (maps, torch.zeros_like(masks))}.items():
+        got = fn(m.clone(), k.clone(), brains.clone())
+        if not _is_nan(got):
+            raise Wrong(f"for {name} the enrichment is undefined (NaN); you returned {got!r}.", hint)
+
+
 # -- 09 benchmark --------------------------------------------------------------------------------
 @exercise("09_benchmark", "the best method for each anomaly type")
 def check_winner_per_type(fn: Callable, rng: np.random.Generator) -> None:
@@ -813,3 +951,32 @@ def check_gain_over_baseline(fn: Callable, rng: np.random.Generator) -> None:
     if not (isinstance(got, float) and math.isinf(got)):
         raise Wrong(f"against a baseline with AP 0 the gain should be float('inf'), got {got!r}.",
                     "handle a zero baseline explicitly instead of dividing by zero.")
+
+
+@exercise("09_benchmark", "predict, then find the anomaly type on which the best method is closest to chance")
+def check_hardest_type(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("per type: the best finite AP over the methods divided by that type's chance AP; skip types "
+            "whose chance AP is 0, NaN or missing, or that no method has a finite AP for; return the type "
+            "with the smallest ratio (ties: alphabetically first), None if no type is left.")
+    names = ["tumor", "structural", "stroke", "lesions", "edema", "cyst"]
+    for _ in range(6):
+        types = [str(t) for t in rng.permutation(names)[: int(rng.integers(2, 6))]]
+        methods = [str(m) for m in rng.permutation(_METHOD_NAMES[2:])[: int(rng.integers(2, 6))]]
+        table = {m: {t: float(rng.uniform(0.0, 0.4)) for t in types} for m in methods}
+        chance = {t: float(rng.uniform(0.002, 0.05)) for t in types}
+        table[methods[0]][types[-1]] = float("nan")  # edge cases: a method not measured on a type,
+        chance[types[0]] = float(rng.choice([0.0, float("nan")]))  # a type without a usable chance AP
+        lift = {t: max(v for v in (table[m][t] for m in methods) if not math.isnan(v)) / chance[t]
+                for t in types if chance[t] > 0}
+        want = min(sorted(lift), key=lift.get) if lift else None
+        got = fn({m: dict(v) for m, v in table.items()}, dict(chance))
+        if got != want:
+            raise Wrong(f"for table {table} and chance {chance} expected {want!r}, got {got!r}.", hint)
+    tied = {"b_type": 0.25, "a_type": 0.125}  # edge case: equal ratios (exact in binary: both 0.5)
+    got = fn({"m": dict(tied)}, {"b_type": 0.5, "a_type": 0.25})
+    if got != "a_type":
+        raise Wrong(f"two types with the same ratio: expected the alphabetically first, 'a_type', got "
+                    f"{got!r}.", hint)
+    got = fn({"m": {"tumor": 0.3}}, {"tumor": 0.0})
+    if got is not None:
+        raise Wrong(f"with no usable chance AP no type qualifies: expected None, got {got!r}.", hint)

@@ -358,6 +358,12 @@ CHEATS = {  # exercise: a solution that calls the library function the exercise 
                               "    return fl.models.dpa.relative_perceptual_loss(fx, fy)",
     "box_ncc_map": "def box_ncc_map(x, y, w, eps):\n"
                    "    return fl.models.patchsim.local_ncc(x, y, w, eps=eps)",
+    "separated_pairs": "def separated_pairs(intervals):\n"
+                       "    v = list(intervals.values())\n"
+                       "    return sum(fl.report.intervals_apart(a, b)\n"
+                       "               for i, a in enumerate(v) for b in v[i + 1:])",
+    "detection_rate_at_fpr": "def detection_rate_at_fpr(s, y, fpr):\n"
+                             "    return float((s[y] >= fl.metrics.threshold_at_fpr(s, y, fpr)).mean())",
 }
 
 
