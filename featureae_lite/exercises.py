@@ -309,6 +309,24 @@ def _number(got: Any, want: float, what: str, hint: str = "", tol: float = 1e-5)
         raise Wrong(f"{what} is {value:.6g}, expected {want:.6g}.", hint)
 
 
+def _is_nan(value: Any) -> bool:
+    """True for a NaN number; False for anything else (including non-numbers)."""
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _count(got: Any, want: int, what: str, hint: str) -> None:
+    """Check that ``got`` is the whole number ``want``."""
+    if isinstance(got, bool) or not isinstance(got, int | np.integer | float | torch.Tensor):
+        raise Wrong(f"{what} should be a whole number, got {got!r}.", hint)
+    _number(got, float(want), what, hint)
+
+
+_METHOD_NAMES = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
+
+
 def _maps(g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random maps (n, 1, size, size) in [0, 1) and a brain mask of a random box in each slice."""
     maps = torch.rand(n, 1, size, size, generator=g)
@@ -689,22 +707,6 @@ def check_val_threshold(fn: Callable, rng: np.random.Generator) -> None:
                         "threshold are positive) and keep the one with the highest Dice.")
 
 
-def _is_nan(value: Any) -> bool:
-    try:
-        return math.isnan(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _count(got: Any, want: int, what: str, hint: str) -> None:
-    if isinstance(got, bool) or not isinstance(got, int | np.integer | float | torch.Tensor):
-        raise Wrong(f"{what} should be a whole number, got {got!r}.", hint)
-    _number(got, float(want), what, hint)
-
-
-_METHOD_NAMES = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
-
-
 @exercise("05_evaluation", "predict, then count the method pairs whose 95 % intervals are apart",
           forbidden=("featureae_lite.report.intervals_apart",))
 def check_separated_pairs(fn: Callable, rng: np.random.Generator) -> None:
@@ -745,7 +747,7 @@ def check_relative_perceptual_l1(fn: Callable, rng: np.random.Generator) -> None
                     "compute it with torch operations on fx itself (detach only the denominator).")
     want = torch.sign(fx - fy) / (den.view(-1, 1, 1, 1) * fx[0].numel())
     _close(grad, want, "the gradient with respect to fx",
-           "the denominator must not carry gradient: divide by mean |fx| computed on fx.detach().")
+           "the denominator must not carry gradient: compute mean |fx| on a copy of fx cut from the graph.")
 
 
 @exercise("06_perceptual_autoencoder", "choose a hyperparameter from validation results only")
@@ -760,7 +762,7 @@ def check_choose_on_val(fn: Callable, rng: np.random.Generator) -> None:
         got = fn([dict(r) for r in rows], metric)
         if not isinstance(got, dict) or got.get(key) != want[key]:
             raise Wrong(f"for metric {metric!r} expected the row with {key} {want[key]}, got {got!r}.",
-                        "ignore NaN values (math.isnan) and return the whole row with the highest value "
+                        "leave out rows whose value is NaN and return the whole row with the highest value "
                         "of the metric you are given, never a test column.")
 
 
@@ -808,7 +810,7 @@ def check_superpixel_mean_image(fn: Callable, rng: np.random.Generator) -> None:
     for k in np.unique(labels[labels > 0]):
         want[labels == k] = image[labels == k].mean()
     _close(fn(image, labels), torch.from_numpy(want), "superpixel_mean_image(image, labels)",
-           "label 0 is background and stays 0; for every other label k set image[labels == k].mean().")
+           "label 0 is background and stays 0; every pixel of region k gets the mean intensity of region k.")
 
 
 @exercise("07_proxy_bridged_reconstruction", "the memory read-out softmax(z·Mᵀ/τ)·M")
@@ -819,8 +821,9 @@ def check_memory_readout(fn: Callable, rng: np.random.Generator) -> None:
     tau = float(rng.uniform(0.1, 2.0))
     want = torch.softmax(z @ memory.t() / tau, dim=1) @ memory
     _close(fn(z, memory, tau), want, f"memory_readout(z, memory, {tau:.3g})",
-           "weights = softmax over the slots (dim=1) of z @ memory.T / temperature; read-out = weights "
-           "@ memory, shape (K, D).")
+           "each latent vector's similarities to the slots (dot products, divided by the temperature) "
+           "become weights by a softmax over the slots; the read-out is the weighted sum of the slots, "
+           "shape (K, D).")
 
 
 @exercise("07_proxy_bridged_reconstruction", "predict, then tally per-type wins, ties and losses of an "
