@@ -41,6 +41,7 @@ def run_benchmark(
     device: str | None = "auto",
     source: DataSource | None = None,
     overrides: dict[str, Any] | None = None,
+    variety: str = "standard",
 ) -> dict[str, Any]:
     """Train each method on the healthy train split and evaluate it on the test split.
 
@@ -63,6 +64,8 @@ def run_benchmark(
         Real data sets to train and test on (default: the synthetic cohort); recorded in ``meta.json``.
     overrides : dict, optional
         Config options given to every method that has them (e.g. ``{"backbone": "resnet18"}``).
+    variety : str
+        Variety of the synthetic cohort's training subjects (``"standard"`` or e.g. ``"wide"``).
 
     Returns
     -------
@@ -79,7 +82,7 @@ def run_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     p = preset(quick)
     began = time.perf_counter()
-    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress, source=source)
+    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress, source=source, variety=variety)
     results: dict[str, Any] = {}
     detectors = {}
     ckpt_dir = out_dir / "checkpoints"
@@ -103,7 +106,7 @@ def run_benchmark(
         if progress:
             print(f"{m:>10}: pixel AP {res['pixel_ap']:.3f}  best Dice {res['best_dice']:.3f}  "
                   f"train {res['train_seconds']:.0f}s  infer {res['infer_slices_per_s']:.0f} slices/s")
-    meta = {"preset": p.name, "seed": seed, "contrast": contrast,
+    meta = {"preset": p.name, "seed": seed, "contrast": contrast, "variety": variety,
             "cohort": str(splits["cohort"]), "data": splits["source"], "n_test_slices": len(splits["test"]),
             "n_train_slices": len(splits["train"]), "known_methods": known,
             "wall_seconds": round(time.perf_counter() - began, 1), "torch_threads": torch.get_num_threads(),

@@ -87,6 +87,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="MR contrast: of the synthetic cohort, or the modality read from real data")
 
 
+def _add_variety(p: argparse.ArgumentParser) -> None:
+    """``--variety``: how varied the synthetic cohort's healthy training subjects are."""
+    from featureae_lite.data.synth import VARIETIES
+
+    p.add_argument("--variety", choices=VARIETIES, default="standard",
+                   help="training subjects of the synthetic cohort: standard (default, the notebooks') or "
+                        "wide (larger deformations, atrophy, randomised contrast, bias, slice thickness, "
+                        "noise; wide_geometry / wide_intensity: one half); val and test stay standard")
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from featureae_lite.data import synthesize_cohort
 
@@ -97,7 +107,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         check_output_dir(args.out or args.data, "--out" if args.out else "--data")
     start = time.perf_counter()
     cohort = synthesize_cohort(args.out or args.data, size=size, seed=args.seed, contrast=args.contrast,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, variety=args.variety)
     print(cohort_summary(cohort))
     print(f"written in {time.perf_counter() - start:.1f} s to {cohort}")
     return 0
@@ -126,7 +136,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     det = create_detector(args.method, **cfg).to_device(args.device)  # fails fast on bad input
     source = _source(args)
     out = check_output_file(args.out or f"checkpoints/{args.method}.pt")  # before minutes of training
-    splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source)
+    splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source,
+                                variety=args.variety)
     det.fit(splits["train"], splits["val"])
     det.save(out)
     print(f"{args.method}: trained in {det.history.get('train_seconds', 0):.1f} s → {out}")
@@ -179,7 +190,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     start = time.perf_counter()
     run_benchmark(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
-                  contrast=args.contrast, device=args.device, source=source, overrides=overrides)
+                  contrast=args.contrast, device=args.device, source=source, overrides=overrides,
+                  variety=args.variety)
     print((Path(args.out) / "results.md").read_text())
     print(f"benchmark finished in {time.perf_counter() - start:.0f} s; results in {args.out}")
     return 0
@@ -206,7 +218,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     run_transfer(methods, args.real_data, args.out, real_layout=args.real_layout, modality=args.contrast,
                  quick=name, seed=args.seed, data_dir=args.data, checkpoint_dir=args.checkpoints,
-                 device=args.device, overrides=overrides)
+                 device=args.device, overrides=overrides, variety=args.variety)
     print((Path(args.out) / "transfer.md").read_text())
     print(f"transfer finished in {time.perf_counter() - start:.0f} s; transfer.json, transfer.md and "
           f"meta.json in {args.out}")
@@ -331,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=("tiny", "quick", "default"), default=None)
     p.add_argument("--overwrite", action="store_true")
     _add_common(p)
+    _add_variety(p)
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("train", help="train one method and save a checkpoint")
@@ -338,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_whole(1), default=None, help="training steps (default: the preset's)")
     p.add_argument("--out", default=None, help="checkpoint path (default checkpoints/METHOD.pt)")
     _add_common(p)
+    _add_variety(p)
     _add_run_options(p)
     _add_data_options(p)
     p.set_defaults(func=_cmd_train)
@@ -354,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     p.add_argument("--out", required=True)
     _add_common(p)
+    _add_variety(p)
     _add_run_options(p)
     _add_data_options(p)
     p.set_defaults(func=_cmd_benchmark)
@@ -374,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", default=None, metavar="DIR",
                    help="train-or-load folder (default: DATA/checkpoints)")
     _add_common(p)
+    _add_variety(p)
     p.set_defaults(contrast="t1")
     _add_run_options(p)
     g = p.add_argument_group("feature backbone of fae and dpa")

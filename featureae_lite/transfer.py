@@ -3,7 +3,8 @@
 ``run_transfer`` trains each method on the synthetic cohort of the real set's contrast (or loads the
 matching train-or-load checkpoint), evaluates it on the cohort's test split and on *every* subject
 of a real held-out folder (none is used for training, validation or thresholds: the threshold of
-``dice_at_threshold`` comes from the cohort's validation split), and writes ``transfer.json``,
+``dice_at_threshold`` comes from the cohort's validation split; the validation split's own AP and
+loss are reported too, the only figures to choose settings on), and writes ``transfer.json``,
 ``transfer.md`` and ``meta.json``. The transfer ratio is real pixel AP / synthetic pixel AP.
 """
 
@@ -74,6 +75,7 @@ def run_transfer(
     device: str | None = "auto",
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
+    variety: str = "standard",
 ) -> dict[str, Any]:
     """Pixel AP (and AUROC, best Dice) per method on the synthetic test split and on a real set.
 
@@ -91,6 +93,9 @@ def run_transfer(
     checkpoint_dir : path-like, optional
         Train-or-load folder (default ``<data_dir>/checkpoints``): a model trained before with the
         same method, config, data and code is loaded, not retrained.
+    variety : str
+        Variety of the cohort's healthy training subjects (``"standard"``, ``"wide"``, ...,
+        :data:`featureae_lite.data.synth.VARIETY`); val and test subjects are the standard ones.
 
     Returns
     -------
@@ -108,7 +113,7 @@ def run_transfer(
     began = time.perf_counter()
     p = preset(quick)
     real = load_real_test(real_data, real_layout, modality, data_dir=data_dir, quick=quick, progress=progress)
-    splits = load_cohort_splits(data_dir, quick, seed, modality, progress)
+    splits = load_cohort_splits(data_dir, quick, seed, modality, progress, variety=variety)
     if checkpoint_dir is None:
         from featureae_lite.data.paths import resolve_data_dir
 
@@ -122,9 +127,14 @@ def run_transfer(
         fit_s = time.perf_counter() - start
         syn = evaluate(det, splits["test"], splits["val"], per_type=False, unmasked=False)
         rl = evaluate(det, real, splits["val"], per_type=False, unmasked=False)
+        val = evaluate(det, splits["val"], splits["val"], per_type=False, unmasked=False)
+        val_loss = det.history.get("val_loss") or [float("nan")]
         row = {"synthetic": {k: syn[k] for k in (*KEYS, "dice_at_threshold")},
                "real": {k: rl[k] for k in (*KEYS, "dice_at_threshold")},
                "ratio": rl["pixel_ap"] / syn["pixel_ap"] if syn["pixel_ap"] > 0 else float("nan"),
+               "validation": {"pixel_ap": val["pixel_ap"], "pixel_auroc": val["pixel_auroc"],
+                              "last_val_loss": float(val_loss[-1])},
+               "train_seconds": round(float(det.history.get("train_seconds", 0.0)), 1),
                "train_or_load_seconds": round(fit_s, 1), "config": config_json(det.config)}
         results[m] = row
         if progress:
@@ -132,7 +142,8 @@ def run_transfer(
                   f"ratio {row['ratio']:.2f}")
     real_pos = float(real.masks.sum()) / max(float(real.brains.sum()), 1.0)
     syn_pos = float(splits["test"].masks.sum()) / max(float(splits["test"].brains.sum()), 1.0)
-    meta = {"preset": p.name, "seed": seed, "modality": modality, "cohort": str(splits["cohort"]),
+    meta = {"preset": p.name, "seed": seed, "modality": modality, "variety": variety,
+            "cohort": str(splits["cohort"]),
             "real_data": str(Path(real_data).resolve()), "real_layout": real_layout,
             "real_subjects": sorted(set(real.subject_ids)), "n_real_slices": len(real),
             "n_synthetic_test_slices": len(splits["test"]),
@@ -153,15 +164,17 @@ def transfer_markdown(results: dict[str, Any], meta: dict[str, Any] | None = Non
     lines = []
     if meta:
         share = meta["lesion_pixel_share"]
-        lines += [f"Preset {meta['preset']}, modality {meta['modality']}, seed {meta['seed']}; real set "
+        lines += [f"Preset {meta['preset']}, modality {meta['modality']}, seed {meta['seed']}, training "
+                  f"variety {meta.get('variety', 'standard')}; real set "
                   f"{', '.join(meta['real_subjects'])} ({meta['n_real_slices']} slices). Lesion share of "
                   f"brain pixels (the AP of a random map): synthetic {share['synthetic_test']:.4f}, real "
                   f"{share['real']:.4f}.", ""]
     lines += ["| method | pixel AP synthetic | pixel AP real | ratio real/synthetic | AUROC synthetic "
-              "| AUROC real | best Dice synthetic | best Dice real |", "|---" * 8 + "|"]
+              "| AUROC real | best Dice synthetic | best Dice real | pixel AP val | train s |",
+              "|---" * 10 + "|"]
     for m, r in results.items():
         s, q = r["synthetic"], r["real"]
         lines.append(f"| {m} | {s['pixel_ap']:.3f} | {q['pixel_ap']:.3f} | {r['ratio']:.2f} | "
                      f"{s['pixel_auroc']:.3f} | {q['pixel_auroc']:.3f} | {s['best_dice']:.3f} | "
-                     f"{q['best_dice']:.3f} |")
+                     f"{q['best_dice']:.3f} | {r['validation']['pixel_ap']:.3f} | {r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"

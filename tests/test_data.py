@@ -239,3 +239,95 @@ def test_benchmark_on_real_layout_folders_from_the_command_line(tmp_path, capsys
     argv[argv.index("t1")] = "flair"
     assert main(argv) == 2
     assert "no subject found in" in capsys.readouterr().err
+
+
+# --- training-cohort variety (issue 16, item 2) ---------------------------------------------------
+
+# synthesize_subject(1, "t1") as computed before the variety option existed (its SHA-1 of image, lesion
+# mask and brain mask bytes was 7d4383706e7589b19c54dfe74e3475236c86c40e on the machine that recorded it)
+STANDARD_T1_SEED1 = {"sum": 1090630.9128204659, "sum_sq": 693974.938305051, "brain": 1846933,
+                     "voxel_79_97_80": 0.5765515565872192}
+
+
+@pytest.fixture(scope="module")
+def standard_and_wide():
+    return {v: synthesize_subject(1, "t1", "healthy", v) for v in ("standard", "wide")}
+
+
+def test_default_subject_is_unchanged_by_the_variety_option(standard_and_wide):
+    s = standard_and_wide["standard"]
+    im = s.image.astype(np.float64)
+    assert im.sum() == pytest.approx(STANDARD_T1_SEED1["sum"], rel=1e-9)
+    assert (im**2).sum() == pytest.approx(STANDARD_T1_SEED1["sum_sq"], rel=1e-9)
+    assert int(s.brain_mask.sum()) == STANDARD_T1_SEED1["brain"]
+    assert float(s.image[79, 97, 80]) == pytest.approx(STANDARD_T1_SEED1["voxel_79_97_80"], abs=1e-7)
+    assert np.array_equal(synthesize_subject(1, "t1").image, s.image)  # "standard" is the default
+
+
+def test_wide_subjects_differ_from_standard_ones_and_still_look_like_brains(standard_and_wide):
+    from featureae_lite.data.synth import VARIETY
+
+    std, wide = standard_and_wide["standard"], standard_and_wide["wide"]
+    assert not np.array_equal(std.image, wide.image) and not np.array_equal(std.brain_mask, wide.brain_mask)
+    assert wide.lesion_mask.sum() == 0 and np.isfinite(wide.image).all()
+    assert 0.7 < wide.brain_mask.sum() / std.brain_mask.sum() < 1.3
+    assert 0.2 < float(np.median(wide.image[wide.brain_mask > 0])) < 1.2
+    assert np.array_equal(wide.image, synthesize_subject(1, "t1", "healthy", "wide").image)  # seeded
+    w, s = VARIETY["wide"], VARIETY["standard"]
+    assert w.rotation_sd > s.rotation_sd and w.level_sd > s.level_sd and w.csf_growth > 0
+    with pytest.raises(ValueError, match="unknown variety 'huge'"):
+        synthesize_subject(1, "t1", "healthy", "huge")
+
+
+def test_wide_cohort_varies_only_its_training_subjects(tmp_path, monkeypatch):
+    from featureae_lite.data import cohort as cohort_mod
+    from featureae_lite.data.layouts import subject_files
+    from featureae_lite.data.nifti import load_volume
+
+    std_rows, wide_rows = cohort_mod.plan("tiny", 0, "t1"), cohort_mod.plan("tiny", 0, "t1", "wide")
+    assert "variety" not in std_rows[0]  # the standard manifest keeps its columns
+    for s, w in zip(std_rows, wide_rows, strict=True):
+        assert {k: w[k] for k in s} == s
+        assert w["variety"] == ("wide" if s["split"] == "train" else "standard")
+    assert cohort_mod.cohort_dir(tmp_path, "tiny", 0, "t1", "wide").name == "synthetic_t1_tiny_seed0_wide"
+
+    monkeypatch.setitem(cohort_mod.SIZES, "micro", {"train": (1, 0), "val": (1, 0), "test": (0, 0)})
+    folder = synthesize_cohort(tmp_path, size="micro", contrast="t1", variety="wide", n_jobs=1,
+                               progress=False)
+    assert folder.name == "synthetic_t1_micro_seed0_wide" and "wide" in (folder / "README.md").read_text()
+    assert "variety" in (folder / "manifest.csv").read_text().splitlines()[0]
+    rows = {r["split"]: r for r in cohort_mod.plan("micro", 0, "t1", "wide")}
+    for split, same in (("val", True), ("train", False)):
+        row = rows[split]
+        image, _ = load_volume(subject_files(folder, row["subject_id"], "t1")["image"])
+        standard = synthesize_subject(row["seed"], "t1", "healthy").image
+        assert np.array_equal(image, np.clip(np.round(standard * 1000), 0, 32767).astype(np.int16)) == same
+    assert ensure_cohort(tmp_path, size="micro", contrast="t1", variety="wide", progress=False) == folder
+
+
+def test_the_variety_option_reaches_the_cohort_from_the_command_line(tmp_path, monkeypatch):
+    import featureae_lite.data
+    import featureae_lite.transfer
+    from featureae_lite.cli import main
+
+    seen = {}
+
+    def fake_synth(data_dir, **kw):
+        seen["synth"] = kw
+        (tmp_path / "manifest.csv").write_text("subject_id,split,anomaly_type,seed,contrast\n"
+                                               "sub-0001,train,healthy,1,t1\n")
+        return tmp_path
+
+    def fake_transfer(methods, real_data, out, **kw):
+        seen["transfer"] = kw
+        (tmp_path / "out" / "transfer.md").write_text("table\n")
+
+    monkeypatch.setattr(featureae_lite.data, "synthesize_cohort", fake_synth)
+    monkeypatch.setattr(featureae_lite.transfer, "run_transfer", fake_transfer)
+    assert main(["synth", "--out", str(tmp_path), "--variety", "wide", "--contrast", "t1"]) == 0
+    assert seen["synth"]["variety"] == "wide"
+    (tmp_path / "out").mkdir()
+    assert main(["transfer", "--real-data", str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--variety", "wide_intensity", "--methods", "threshold", "--device", "cpu"]) == 0
+    assert seen["transfer"]["variety"] == "wide_intensity"
+    assert main(["synth", "--out", str(tmp_path), "--variety", "huge"]) == 2  # argparse names the choices

@@ -10,6 +10,12 @@ Layout::
 
 Splits: ``train`` healthy only; ``val`` healthy plus anomalous subjects of every type (to choose
 thresholds and hyperparameters honestly); ``test`` every type plus healthy subjects.
+
+A cohort of another training ``variety`` (e.g. ``"wide"``, :data:`.synth.VARIETY`) lives in
+``synthetic_<contrast>_<size>_seed<seed>_<variety>/``: its *training* subjects are drawn with that
+variety, its val and test subjects are the very subjects of the standard cohort (same seeds, same
+files), so validation and the synthetic test split stay comparable. Its manifest has an extra
+``variety`` column and the folder a ``README.md`` saying what it is.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ import numpy as np
 
 from featureae_lite.data.layouts import subject_files
 from featureae_lite.data.paths import resolve_data_dir
-from featureae_lite.data.synth import ANOMALY_TYPES, CONTRASTS, check_choice, synthesize_subject
+from featureae_lite.data.synth import (
+    ANOMALY_TYPES,
+    CONTRASTS,
+    VARIETIES,
+    VARIETY,
+    check_choice,
+    synthesize_subject,
+)
 from featureae_lite.fileio import check_output_dir, write_atomic, writer_lock
 
 LESION_TYPES = ANOMALY_TYPES[1:]
@@ -38,15 +51,22 @@ SIZES = {
 FIELDS = ("subject_id", "split", "anomaly_type", "seed", "contrast")
 
 
-def cohort_dir(data_dir: str | os.PathLike | None, size: str, seed: int, contrast: str) -> Path:
-    """Folder of a cohort: ``<data_dir>/synthetic_<contrast>_<size>_seed<seed>``."""
-    return resolve_data_dir(data_dir) / f"synthetic_{contrast}_{size}_seed{seed}"
+def cohort_dir(data_dir: str | os.PathLike | None, size: str, seed: int, contrast: str,
+               variety: str = "standard") -> Path:
+    """Folder of a cohort: ``<data_dir>/synthetic_<contrast>_<size>_seed<seed>[_<variety>]``."""
+    suffix = "" if variety == "standard" else f"_{variety}"
+    return resolve_data_dir(data_dir) / f"synthetic_{contrast}_{size}_seed{seed}{suffix}"
 
 
-def plan(size: str, seed: int, contrast: str) -> list[dict]:
-    """The manifest rows of a cohort (subject ids, splits, types and per-subject seeds)."""
+def plan(size: str, seed: int, contrast: str, variety: str = "standard") -> list[dict]:
+    """The manifest rows of a cohort (subject ids, splits, types and per-subject seeds).
+
+    A non-standard ``variety`` adds a ``variety`` column: that variety for the training subjects,
+    ``standard`` for val and test (the same subjects as in the standard cohort).
+    """
     check_choice(size, tuple(SIZES), "cohort size")
     check_choice(contrast, CONTRASTS, "contrast")
+    check_choice(variety, VARIETIES, "variety")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"the cohort seed must be a whole number ≥ 0, got {seed!r}")
     rows, k = [], 0
@@ -56,7 +76,18 @@ def plan(size: str, seed: int, contrast: str) -> list[dict]:
             k += 1
             rows.append({"subject_id": f"sub-{k:04d}", "split": split, "anomaly_type": kind,
                          "seed": seed * 100_003 + k, "contrast": contrast})
+            if variety != "standard":
+                rows[-1]["variety"] = variety if split == "train" else "standard"
     return rows
+
+
+def variety_readme(variety: str, size: str, seed: int, contrast: str) -> str:
+    """The ``README.md`` of a non-standard cohort: what it is and the variety's parameters."""
+    params = "\n".join(f"- `{k}` = {v!r}" for k, v in vars(VARIETY[variety]).items())
+    return (f"# synthetic_{contrast}_{size}_seed{seed}_{variety}\n\nA training-variety cohort (issue 16): "
+            f"the **training** subjects are synthesised with variety `{variety}`; the val and test subjects "
+            f"are those of `synthetic_{contrast}_{size}_seed{seed}` (variety `standard`, same seeds). "
+            f"Parameters of `{variety}` (`featureae_lite.data.synth.VARIETY`):\n\n{params}\n")
 
 
 def _write_subject(args: tuple[dict, str]) -> str:
@@ -66,7 +97,8 @@ def _write_subject(args: tuple[dict, str]) -> str:
 
     torch.set_num_threads(1)
     row, folder = args
-    s = synthesize_subject(row["seed"], row["contrast"], row["anomaly_type"])
+    s = synthesize_subject(int(row["seed"]), row["contrast"], row["anomaly_type"],
+                           row.get("variety", "standard"))
     files = subject_files(Path(folder), row["subject_id"], row["contrast"])
     save_volume(files["image"], np.clip(np.round(s.image * 1000), 0, 32767).astype(np.int16), s.affine)
     save_volume(files["mask"], s.lesion_mask, s.affine)
@@ -87,7 +119,7 @@ def is_complete(folder: Path) -> bool:
 
 def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = "default", seed: int = 0,
                       contrast: str = "t2", n_jobs: int = 2, progress: bool = True,
-                      overwrite: bool = False) -> Path:
+                      overwrite: bool = False, variety: str = "standard") -> Path:
     """Synthesise a cohort and write it as NIfTI files (see the module docstring).
 
     Parameters
@@ -104,21 +136,25 @@ def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = 
         Worker processes.
     overwrite : bool
         Remove an existing cohort folder first.
+    variety : str
+        Training-subject variety: ``"standard"`` (default) or a wide one (see the module docstring).
 
     Returns
     -------
     Path
         The cohort folder.
     """
-    rows = plan(size, seed, contrast)
-    folder = cohort_dir(data_dir, size, seed, contrast)
+    rows = plan(size, seed, contrast, variety)
+    folder = cohort_dir(data_dir, size, seed, contrast, variety)
+    readme = variety_readme(variety, size, seed, contrast) if variety != "standard" else None
     with writer_lock(folder):
-        return _write_cohort(rows, folder, size, n_jobs, progress, overwrite)
+        return _write_cohort(rows, folder, size, n_jobs, progress, overwrite, readme)
 
 
 def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progress: bool,
-                  overwrite: bool) -> Path:
-    """Write the subjects, then the manifest (the caller holds the cohort's writer lock)."""
+                  overwrite: bool, readme: str | None = None) -> Path:
+    """Write the subjects, the ``readme`` (if any), then the manifest (the caller holds the cohort's
+    writer lock)."""
     from tqdm.auto import tqdm
 
     from featureae_lite.data.anatomy import load_anatomy
@@ -144,8 +180,10 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
             _write_subject(job)
             bar.update()
     bar.close()
+    if readme:
+        write_atomic(folder / "README.md", readme)
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(folder / "manifest.csv", text.getvalue())
@@ -153,16 +191,19 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
 
 
 def ensure_cohort(data_dir: str | os.PathLike | None = None, *, size: str = "default", seed: int = 0,
-                  contrast: str = "t2", n_jobs: int = 2, progress: bool = True) -> Path:
+                  contrast: str = "t2", n_jobs: int = 2, progress: bool = True,
+                  variety: str = "standard") -> Path:
     """Return the cohort folder, synthesising it first if it is missing or incomplete.
 
     A cohort that another process is writing is waited for (lock file beside the folder).
+    ``variety`` picks the training subjects' variety (see the module docstring).
     """
-    rows = plan(size, seed, contrast)  # validates the arguments
-    folder = cohort_dir(data_dir, size, seed, contrast)
+    rows = plan(size, seed, contrast, variety)  # validates the arguments
+    folder = cohort_dir(data_dir, size, seed, contrast, variety)
     if is_complete(folder):
         return folder
     with writer_lock(folder):
         if is_complete(folder):  # another process finished it while we waited
             return folder
-        return _write_cohort(rows, folder, size, n_jobs, progress, overwrite=False)
+        readme = variety_readme(variety, size, seed, contrast) if variety != "standard" else None
+        return _write_cohort(rows, folder, size, n_jobs, progress, overwrite=False, readme=readme)

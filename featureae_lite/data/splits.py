@@ -119,6 +119,7 @@ def _require_masks(folder: Path, layout: str, modality: str) -> list[str]:
 def load_cohort_splits(
     data_dir: str | os.PathLike | None = None, quick: bool | str = False, seed: int = 0,
     contrast: str = "t2", progress: bool = True, source: DataSource | None = None,
+    variety: str = "standard",
 ) -> dict[str, Any]:
     """Load the train / val / test splits of a preset, from the synthetic cohort (synthesised if
     needed) or from real data sets (``source``).
@@ -133,6 +134,9 @@ def load_cohort_splits(
         Contrast of the synthetic cohort (ignored when ``source`` is given: its ``modality``).
     source : DataSource, optional
         Real data sets; default: the synthetic cohort for both sides.
+    variety : str
+        Variety of the synthetic cohort's training subjects (``"standard"`` or e.g. ``"wide"``; its
+        val and test subjects are the standard ones).
 
     Returns
     -------
@@ -146,7 +150,8 @@ def load_cohort_splits(
 
     def cohort_of(folder: str | None) -> Path:  # a synthetic cohort: given, or the data folder's
         return Path(folder) if folder else ensure_cohort(data_dir, size=p.cohort_size, seed=seed,
-                                                         contrast=source.modality, progress=progress)
+                                                         contrast=source.modality, progress=progress,
+                                                         variety=variety)
 
     parts: dict[str, list[SliceData]] = {"train": [], "val": [], "test": []}
     if source.train_layout == "synthetic":
