@@ -33,7 +33,6 @@ from featureae_lite.notebooks import list_notebooks
 from featureae_lite.sandbox import Limits, Outcome, Sandbox
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-_CHECK = re.compile(r"""check\(\s*["'](\w+)["']""")
 GRACE = 30  # seconds a notebook gets beyond its time limit to start and stop its kernel
 
 
