@@ -276,13 +276,13 @@ def test_only_solution_cells_are_taken_from_a_submission(tmp_path):
     solutions = [new_code_cell(c.source) for c in _exercise_cells(course)][:2]
     submitted = new_notebook(cells=[extra, *solutions])
     found = assignments.solution_cells(course, submitted)
-    assert list(found) == ["average_precision", "dice"]  # val_threshold has no cell: not graded as passed
+    assert list(found) == ["average_precision", "dice"]  # the others have no cell: not graded as passed
     nb = assignments.assembled_notebook(course, found)
     assert "os.environ['X']" not in nbformat.writes(nb)
     assert [c.source for c in nb.cells if "exercise" not in c.metadata.get("tags", [])] == [
         c.source for c in course.cells if "exercise" not in c.metadata.get("tags", [])]
-    [_, _, stub] = [c.source for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
-    assert "NotImplementedError" in stub
+    _, _, *stubs = [c.source for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
+    assert stubs and all("NotImplementedError" in stub for stub in stubs)
 
 
 def test_grading_reports_wrong_missing_and_crashing_answers(tmp_path):
@@ -297,8 +297,9 @@ def test_grading_reports_wrong_missing_and_crashing_answers(tmp_path):
     paths = [wrong_and_missing, zero_division, tmp_path / "broken.ipynb"]
     alice, carol, broken = grade(paths, tmp_path / "report.json", **LIMITS)
     assert {k: v["status"] for k, v in alice["exercises"].items()} == {
-        "l1_residual": "failed", "top10_mean_score": "not attempted"}
-    assert alice["status"] == "completed" and alice["passed"] == 0 and alice["total"] == 2
+        "l1_residual": "failed", "top10_mean_score": "not attempted", "lesion_mass_share": "failed"}
+    assert alice["status"] == "completed" and alice["passed"] == 0 and alice["total"] == 3
+    assert alice["exercises"]["lesion_mass_share"]["message"].startswith("no cell of the submission defines")
     assert "differs" in alice["exercises"]["l1_residual"]["message"]
     assert carol["exercises"]["gain_over_baseline"]["status"] == "failed"  # no inf for a zero baseline
     assert "ZeroDivisionError" in carol["exercises"]["gain_over_baseline"]["message"]
