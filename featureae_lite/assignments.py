@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -30,6 +29,7 @@ from typing import Any
 from featureae_lite.exercises import EXERCISES
 from featureae_lite.fileio import write_atomic
 from featureae_lite.notebooks import list_notebooks
+from featureae_lite.remote import defined_functions
 from featureae_lite.sandbox import Limits, Outcome, Sandbox
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -90,7 +90,7 @@ def student_version(nb):
             continue
         cell.outputs, cell.execution_count = [], None
         if "exercise" in cell.metadata.get("tags", []):
-            names = re.findall(r"^def (\w+)\(", cell.source, flags=re.M)
+            names = defined_functions(cell.source)
             cell.source = stub_solution(cell.source, names[0] if names else f"cell {i}")
     return nb
 
@@ -145,19 +145,10 @@ def course_notebook(path: str | os.PathLike) -> Path | None:
     return max(matches, key=lambda p: len(p.stem)) if matches else None
 
 
-def _defines(source: str) -> list[str]:
-    """Names of the top-level functions a cell defines (a regex fallback when it does not parse)."""
-    try:
-        body = ast.parse(source).body
-        return [n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    except SyntaxError:
-        return re.findall(r"^def (\w+)\(", source, flags=re.M)
-
-
 def exercise_cells(nb) -> list[tuple[str, Any]]:
     """``(function name, cell)`` of every cell tagged ``exercise`` of a course notebook, in order."""
     cells = [c for c in nb.cells if c.cell_type == "code" and "exercise" in c.metadata.get("tags", [])]
-    return [(_defines(c.source)[0], c) for c in cells]
+    return [(defined_functions(c.source)[0], c) for c in cells]
 
 
 def solution_cells(course, submitted) -> dict[str, str]:
@@ -166,7 +157,7 @@ def solution_cells(course, submitted) -> dict[str, str]:
     found: dict[str, str] = {}
     for cell in submitted.cells:
         if cell.cell_type == "code":
-            for name in _defines(cell.source):
+            for name in defined_functions(cell.source):
                 found.setdefault(name, cell.source)
     return {name: found[name] for name, _ in exercise_cells(course) if name in found}
 

@@ -22,7 +22,7 @@ from featureae_lite.data.splits import DataSource, load_cohort_splits
 from featureae_lite.device import describe, resolve_device
 from featureae_lite.evaluation import METRIC_KEYS, evaluate
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.registry import applicable, available_methods, create_detector, get_method
+from featureae_lite.models.registry import available_methods, create_detector, get_method
 from featureae_lite.presets import preset
 
 DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
@@ -87,7 +87,7 @@ def run_benchmark(
     detectors = {}
     ckpt_dir = out_dir / "checkpoints"
     for m in methods:
-        cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m), **applicable(m, overrides or {})}
+        cfg = p.config(m, seed, overrides)
         start = time.perf_counter()
         if retrain:
             det = create_detector(m, **cfg).to_device(where).fit(splits["train"], splits["val"],

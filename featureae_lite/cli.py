@@ -124,13 +124,12 @@ def cohort_summary(cohort: Path) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.models.registry import applicable, create_detector
+    from featureae_lite.models.registry import create_detector
     from featureae_lite.presets import preset
 
     name = _preset_name(args)
     p = preset(name)
-    cfg = {"image_size": p.image_size, "seed": args.seed, **p.overrides(args.method),
-           **applicable(args.method, _backbone_options(args))}
+    cfg = p.config(args.method, args.seed, _backbone_options(args))
     if args.steps is not None:
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg).to_device(args.device)  # fails fast on bad input

@@ -41,6 +41,14 @@ class Preset:
         """Config overrides of ``method`` under this preset (``{}`` if none)."""
         return dict(self.budgets.get(method, {}))
 
+    def config(self, method: str, seed: int, overrides: dict | None = None) -> dict:
+        """The config of ``method`` under this preset: image size, seed, the preset's budget, then
+        those of ``overrides`` (e.g. ``--backbone``) that apply to the method."""
+        from featureae_lite.models.registry import applicable
+
+        return {"image_size": self.image_size, "seed": seed, **self.overrides(method),
+                **applicable(method, overrides or {})}
+
 
 # The FAE reference trains 10 000 steps at lr 2e-4 (batch 32) on a GPU. Measured on 2 CPU cores, default
 # T2 cohort (`featureae-lite curves`, brain-masked test pixel AP; docs/convergence.md), lr 2e-3 constant,

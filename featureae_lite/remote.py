@@ -18,10 +18,12 @@ Run as ``python -m featureae_lite.remote FOLDER`` (the worker; started by :class
 
 from __future__ import annotations
 
+import ast
 import json
 import linecache
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -232,13 +234,13 @@ def _error(err: BaseException) -> dict[str, Any]:
     return {"ename": type(err).__name__, "evalue": str(err), "traceback": traceback.format_exception(err)}
 
 
-def _defined_names(source: str) -> list[str]:
-    import ast
-
+def defined_functions(source: str) -> list[str]:
+    """Names of the top-level functions a cell defines (a regex fallback when it does not parse)."""
     try:
-        return [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+        body = ast.parse(source).body
     except SyntaxError:
-        return []
+        return re.findall(r"^def (\w+)\(", source, flags=re.M)
+    return [n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
 
 
 def _answer(fn: Callable, args: tuple, grad: int | None) -> Any:
@@ -263,7 +265,7 @@ def worker_main(folder: str) -> int:
         except BaseException as err:  # the learner's top-level code: report, keep going
             if os.getpid() != pid:  # a process the learner forked: never let it answer requests
                 os._exit(0)
-            errors.append({"cell": i, "names": _defined_names(source), **_error(err)})
+            errors.append({"cell": i, "names": defined_functions(source), **_error(err)})
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
     _write(folder_path / "ready.json", json.dumps({"errors": errors, "defined": defined}))
     k = 0

@@ -24,9 +24,9 @@ from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.splits import TEST_LAYOUTS, load_cohort_splits
 from featureae_lite.data.synth import CONTRASTS, check_choice
 from featureae_lite.device import describe, resolve_device
-from featureae_lite.evaluation import evaluate
+from featureae_lite.evaluation import evaluate_output, predict_split, threshold_from_output
 from featureae_lite.fileio import write_atomic
-from featureae_lite.models.registry import applicable, get_method
+from featureae_lite.models.registry import get_method
 from featureae_lite.presets import preset
 
 KEYS = ("pixel_ap", "pixel_auroc", "best_dice")
@@ -120,14 +120,16 @@ def run_transfer(
         checkpoint_dir = resolve_data_dir(data_dir) / "checkpoints"
     results: dict[str, Any] = {}
     for m in methods:
-        cfg = {"image_size": p.image_size, "seed": seed, **p.overrides(m), **applicable(m, overrides or {})}
+        cfg = p.config(m, seed, overrides)
         start = time.perf_counter()
         det = train_or_load(m, splits["train"], splits["val"], checkpoint_dir=checkpoint_dir,
                             progress=progress, device=where, **cfg)
         fit_s = time.perf_counter() - start
-        syn = evaluate(det, splits["test"], splits["val"], per_type=False, unmasked=False)
-        rl = evaluate(det, real, splits["val"], per_type=False, unmasked=False)
-        val = evaluate(det, splits["val"], splits["val"], per_type=False, unmasked=False)
+        val_out = predict_split(det, splits["val"])[0]  # predicted once: threshold and validation AP
+        threshold = threshold_from_output(val_out, splits["val"])
+        syn, rl = (evaluate_output(predict_split(det, data)[0], data, threshold, per_type=False,
+                                   unmasked=False) for data in (splits["test"], real))
+        val = evaluate_output(val_out, splits["val"], threshold, per_type=False, unmasked=False)
         val_loss = det.history.get("val_loss") or [float("nan")]
         row = {"synthetic": {k: syn[k] for k in (*KEYS, "dice_at_threshold")},
                "real": {k: rl[k] for k in (*KEYS, "dice_at_threshold")},

@@ -106,11 +106,8 @@ def content_stamp(path: Path | None) -> str:
     """SHA-1 of a file's bytes (``""`` for None): a cache key that sees every change of content."""
     if path is None:
         return ""
-    digest = hashlib.sha1()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha1").hexdigest()
 
 
 def _cache_key(records: list[SubjectRecord], args: dict) -> str:

@@ -309,11 +309,9 @@ def _read_any(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """SHA-256 of a file's bytes, hex."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def download_sdist(folder: Path, source: dict = PYRADIOMICS, progress: bool = True) -> Path:
