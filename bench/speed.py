@@ -6,7 +6,11 @@
     image batches (32, 1, 128, 128), window 11:
     featureae_lite.ssim vs a straightforward SSIM (full 2-D Gaussian window, per-statistic depthwise
     conv2d) and vs pytorch_msssim (which uses 'valid' convolutions, so its maps are smaller).
-(b) Pixel AP and AUROC on 10^7 pixels: featureae_lite.metrics vs scikit-learn (values checked equal).
+(b) The training loss 1 − mean SSIM on FAE's (32, 176, 32, 32) efficientnet_lite0 features, window 5:
+    ``ssim_loss`` (chunks reduced as they go) vs ``1 - ssim_map(...).mean()`` (the full map) vs the
+    full map from indexed chunks (before ``ssim_loss``); and a whole FAE training step (bfloat16
+    autoencoder, Adam) with ``ssim_loss`` vs with the indexed full map.
+(c) Pixel AP and AUROC on 10^7 pixels: featureae_lite.metrics vs scikit-learn (values checked equal).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import torch.nn.functional as F
 from featureae_lite.fileio import write_atomic
 from featureae_lite.maps import gaussian_window
 from featureae_lite.metrics import average_precision, roc_auc
-from featureae_lite.ssim import ssim_map
+from featureae_lite import ssim as ssim_module
+from featureae_lite.ssim import ssim_loss, ssim_map
 
 
 def naive_ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -89,6 +94,50 @@ def ssim_rows(quick: bool, repeats: int) -> list[dict]:
     return rows
 
 
+def indexed_full_map_loss(x: torch.Tensor, y: torch.Tensor, window_size: int) -> torch.Tensor:
+    """1 − mean SSIM the way it was computed before ``ssim_loss``: the full map, from chunks taken by
+    indexing (each chunk's backward allocates and zeroes a full-size gradient)."""
+    k = max(1, ssim_module.CHUNK_ELEMENTS // x[0].numel())
+    parts = [ssim_map(x[i:i + k], y[i:i + k], window_size=window_size) for i in range(0, len(x), k)]
+    return 1 - torch.cat(parts).mean()
+
+
+def loss_rows(quick: bool, repeats: int) -> list[dict]:
+    from featureae_lite.models.fae import FeatureAutoencoder
+
+    torch.manual_seed(0)
+    n = 8 if quick else 32
+    y = (torch.randn(n, 176, 32, 32) * 4).contiguous(memory_format=torch.channels_last)
+    x0 = (y + torch.randn_like(y)).contiguous(memory_format=torch.channels_last)
+    variants = {
+        "ssim_loss": lambda x: ssim_loss(x, y, window_size=5),
+        "1 - ssim_map().mean()": lambda x: 1 - ssim_map(x, y, window_size=5).mean(),
+        "indexed chunks, full map (before)": lambda x: indexed_full_map_loss(x, y, 5),
+    }
+    rows = []
+    for name, loss in variants.items():
+        x = x0.clone().requires_grad_()
+
+        def run(x=x, loss=loss):
+            x.grad = None
+            loss(x).backward()
+
+        rows.append({"what": f"loss {name}", "shape": list(y.shape), "s": best_time(run, repeats)})
+    net = FeatureAutoencoder(176).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    for name in ("ssim_loss", "indexed chunks, full map (before)"):
+        def step(name=name):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                rec = net(y)
+            loss = variants[name](rec.float())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        rows.append({"what": f"FAE step, {name}", "shape": list(y.shape), "s": best_time(step, repeats)})
+    return rows
+
+
 def metric_rows(quick: bool, repeats: int) -> list[dict]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -128,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "torch_threads": torch.get_num_threads(),
         "ssim": ssim_rows(args.quick, repeats),
+        "loss": loss_rows(args.quick, repeats),
         "metrics": metric_rows(args.quick, repeats),
     }
     print(f"SSIM forward+backward (best of {repeats}, {result['torch_threads']} threads)")
@@ -141,6 +191,11 @@ def main(argv: list[str] | None = None) -> dict:
             f"  window {r['window']:>2} {tuple(r['shape'])}: ours {r['ours_s']:.3f}s  "
             f"naive 2-D {r['naive_s']:.3f}s (×{r['naive/ours']:.2f}){lib}"
         )
+    print(f"The training loss on FAE features (best of {repeats})")
+    base = {r["what"].split(",")[0].split(" ")[0]: r["s"] for r in result["loss"] if "(before)" in r["what"]}
+    for r in result["loss"]:
+        before = base["FAE" if r["what"].startswith("FAE") else "loss"]
+        print(f"  {r['what']:<45} {r['s']:.3f}s  (before / this ×{before / r['s']:.2f})")
     print("Metrics (best of", repeats, ")")
     for r in result["metrics"]:
         print(

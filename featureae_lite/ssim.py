@@ -13,6 +13,11 @@ images, per statistic for many-channel feature maps), and the batch is processed
 about :data:`CHUNK_ELEMENTS` values per tensor so that the ~30 element-wise intermediates of forward
 and backward stay in the CPU cache — on 2 cores this makes SSIM on (32, 256, 32, 32) feature maps
 2-3× faster than one pass over the whole batch (``python -m bench.speed``).
+
+A training loss needs only the mean: :func:`ssim_loss` reduces each chunk as it goes and never
+materialises the full map, which saves the full-size allocations (and their page faults) of the
+map, of ``1 - map`` and of their gradients — 1.3× faster than ``1 - ssim_map(x, y).mean()`` on FAE's
+(32, 176, 32, 32) features, FAE's training step 1.2× faster (``python -m bench.speed``).
 """
 
 from __future__ import annotations
@@ -37,8 +42,11 @@ def _check(x: Tensor, y: Tensor, window_size: int) -> None:
         raise ValueError(f"window_size must be a positive odd number, got {window_size}")
     if window_size > min(x.shape[-2:]):
         raise ValueError(f"window_size {window_size} exceeds the image size {tuple(x.shape[-2:])}")
-    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
-        raise ValueError("SSIM inputs contain NaN or infinite values")
+    # A sum is finite when every value is (one pass, no allocation); the element-wise test runs
+    # only when it is not, so that a sum that merely overflows is not mistaken for bad input.
+    for name, t in (("x", x), ("y", y)):
+        if not torch.isfinite(t.detach().sum()) and not torch.isfinite(t).all():
+            raise ValueError(f"SSIM input {name} contains NaN or infinite values")
 
 
 CHUNK_ELEMENTS = 1 << 20  # values per tensor and chunk (4 MiB in float32)
@@ -65,11 +73,19 @@ def _local_stats(x: Tensor, y: Tensor, window_size: int, sigma: float) -> tuple[
     return mx, my, blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
 
 
-def _chunks(x: Tensor) -> list[slice]:
-    """Batch slices of about CHUNK_ELEMENTS values each."""
-    per_sample = max(1, x[0].numel())
-    step = max(1, CHUNK_ELEMENTS // per_sample)
-    return [slice(i, i + step) for i in range(0, len(x), step)]
+def _chunk_ssim(x: Tensor, y: Tensor, window_size: int, sigma: float, c1: float, c2: float) -> Tensor:
+    mx, my, vx, vy, cxy = _local_stats(x, y, window_size, sigma)
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def _chunks(x: Tensor, y: Tensor) -> zip:
+    """Pairs of batch chunks of about CHUNK_ELEMENTS values each.
+
+    ``Tensor.split`` rather than indexing: the backward of a split concatenates the chunks'
+    gradients once, where each indexed chunk would allocate and zero a full-size gradient.
+    """
+    step = max(1, CHUNK_ELEMENTS // max(1, x[0].numel()))
+    return zip(x.split(step), y.split(step))
 
 
 def ssim_map(
@@ -101,13 +117,31 @@ def ssim_map(
     """
     _check(x, y, window_size)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-
-    def chunk(xs: Tensor, ys: Tensor) -> Tensor:
-        mx, my, vx, vy, cxy = _local_stats(xs, ys, window_size, sigma)
-        return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-
-    parts = [chunk(x[sl], y[sl]) for sl in _chunks(x)]
+    parts = [_chunk_ssim(xs, ys, window_size, sigma, c1, c2) for xs, ys in _chunks(x, y)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def ssim_loss(
+    x: Tensor,
+    y: Tensor,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    data_range: float = 1.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> Tensor:
+    """1 − mean SSIM over every pixel and channel: ``1 - ssim_map(x, y, ...).mean()``, computed chunk
+    by chunk without the full map (see the module docstring); same arguments as :func:`ssim_map`.
+
+    Returns
+    -------
+    Tensor
+        A differentiable scalar.
+    """
+    _check(x, y, window_size)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    total = sum(_chunk_ssim(xs, ys, window_size, sigma, c1, c2).sum() for xs, ys in _chunks(x, y))
+    return 1 - total / x.numel()
 
 
 def ssim_components(

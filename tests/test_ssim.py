@@ -8,7 +8,8 @@ import torch
 from skimage.metrics import structural_similarity
 
 from featureae_lite.maps import gaussian_window
-from featureae_lite.ssim import ssim_components, ssim_map
+from featureae_lite import ssim as ssim_module
+from featureae_lite.ssim import ssim_components, ssim_loss, ssim_map
 
 
 def _pair(shape, seed=0):
@@ -71,7 +72,33 @@ def test_bad_inputs():
         ssim_map(x, x, window_size=17)
     bad = x.clone()
     bad[0, 0, 0, 0] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="input x contains NaN"):
         ssim_map(bad, x)
+    bad[0, 0, 0, 0] = -float("inf")
+    with pytest.raises(ValueError, match="input y contains NaN or infinite"):
+        ssim_loss(x, bad)
     with pytest.raises(ValueError, match="floating"):
         ssim_map(x.long(), x.long())
+
+
+def test_finite_values_whose_sum_overflows_are_accepted():
+    x = torch.full((1, 1, 16, 16), 3e38)
+    assert not torch.isfinite(x.sum())
+    assert ssim_map(x, x).shape == x.shape
+
+
+@pytest.mark.parametrize("chunk_elements", [ssim_module.CHUNK_ELEMENTS, 3 * 8 * 16 * 16])
+def test_ssim_loss_is_one_minus_the_mean_of_the_map_with_the_same_gradient(monkeypatch, chunk_elements):
+    # 7 samples in chunks of 3 (3, 3, 1) as well as in one chunk
+    monkeypatch.setattr(ssim_module, "CHUNK_ELEMENTS", chunk_elements)
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(7, 8, 16, 16, generator=gen) * 4
+    x0 = y + torch.randn(7, 8, 16, 16, generator=gen)
+    xa, xb = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+    by_map = 1 - ssim_map(xa, y, window_size=5).mean()
+    by_loss = ssim_loss(xb, y, window_size=5)
+    by_map.backward()
+    by_loss.backward()
+    torch.testing.assert_close(by_loss, by_map, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(xb.grad, xa.grad, atol=1e-9, rtol=1e-4)
+    assert float(by_map) > 0.05  # the inputs differ: a loss that ignored x would not pass

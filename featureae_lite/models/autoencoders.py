@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
-from featureae_lite.ssim import ssim_map
+from featureae_lite.ssim import ssim_loss, ssim_map
 
 
 @dataclasses.dataclass
@@ -147,7 +147,7 @@ class SSIMAutoencoder(_ImageAE):
     name = "ae_ssim"
 
     def loss(self, batch: Batch) -> Tensor:
-        return 1 - ssim_map(self.reconstruct(batch.images), batch.images, self.config.ssim_window).mean()
+        return ssim_loss(self.reconstruct(batch.images), batch.images, self.config.ssim_window)
 
     def anomaly_map(self, batch: Batch) -> Tensor:
         return 1 - ssim_map(self.reconstruct(batch.images), batch.images, self.config.ssim_window)

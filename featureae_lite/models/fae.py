@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from featureae_lite.features import get_extractor
 from featureae_lite.maps import batched, to_image_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
-from featureae_lite.ssim import ssim_map
+from featureae_lite.ssim import ssim_loss, ssim_map
 
 
 @dataclasses.dataclass
@@ -140,19 +140,25 @@ class FAE(Detector):
         """The batch with its backbone features cached (computed once per slice)."""
         return Batch(batch.images, batch.brains, self.features(batch.images))
 
-    def feature_distance(self, feats: Tensor) -> Tensor:
-        """Per-channel distance maps (N, C, h, w): 1 − SSIM(f, f̂) or (f − f̂)²."""
+    def reconstruct(self, feats: Tensor) -> Tensor:
+        """f̂ (N, C, h, w) in float32, the autoencoder under bfloat16 autocast if so configured."""
         with torch.autocast(feats.device.type, dtype=torch.bfloat16,
                             enabled=self.config.precision == "bfloat16"):
             rec = self.net(feats)
-        rec = rec.float()
+        return rec.float()
+
+    def feature_distance(self, feats: Tensor) -> Tensor:
+        """Per-channel distance maps (N, C, h, w): 1 − SSIM(f, f̂) or (f − f̂)²."""
+        rec = self.reconstruct(feats)
         if self.config.loss == "mse":
             return (feats - rec) ** 2
         return 1 - ssim_map(rec, feats, window_size=self.config.ssim_window)
 
     def loss(self, batch: Batch) -> Tensor:
         # −mean SSIM in the reference; 1 − mean SSIM has the same gradient.
-        return self.feature_distance(batch.cached).mean()
+        if self.config.loss == "mse":
+            return self.feature_distance(batch.cached).mean()
+        return ssim_loss(self.reconstruct(batch.cached), batch.cached, window_size=self.config.ssim_window)
 
     def anomaly_map(self, batch: Batch) -> Tensor:
         return to_image_map(self.feature_distance(batch.cached), batch.images.shape[-2:])
