@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featureae_lite import ssim as ssim_module
 from featureae_lite.fileio import write_atomic
 from featureae_lite.maps import gaussian_window
 from featureae_lite.metrics import average_precision, roc_auc
-from featureae_lite import ssim as ssim_module
 from featureae_lite.ssim import ssim_loss, ssim_map
 
 

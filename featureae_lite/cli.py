@@ -315,11 +315,25 @@ def _cmd_main(args: argparse.Namespace) -> int:
     from featureae_lite.data import ensure_cohort
     from featureae_lite.presets import preset
 
+    if args.contrast != "t2":
+        raise ValueError(f"--contrast {args.contrast}: the notebooks teach on the T2 cohort; other "
+                         "contrasts are for synth, train, benchmark and curves")
     p = preset(args.quick)
     start = time.perf_counter()
     cohort = ensure_cohort(args.data, size=p.cohort_size, seed=args.seed, contrast=args.contrast)
     print(cohort_summary(cohort))
     print(f"cohort ready in {time.perf_counter() - start:.1f} s")
+    # Train once, then teach: every course model at the preset's budget, loaded by the notebooks
+    from featureae_lite.session import start as start_session
+    from featureae_lite.session import train_course_models
+
+    tick = time.perf_counter()
+    session = start_session(args.quick, args.seed, args.data, args.contrast, device=args.device)
+    rows = train_course_models(session)
+    for r in rows:
+        how = "trained" if r["trained"] else "loaded (trained earlier)"
+        print(f"  {r['method']:<9} {r['steps']:>5} steps, {r['train_seconds']:5.0f} s of training — {how}")
+    print(f"course models ready in {time.perf_counter() - tick:.0f} s")
     args.only, args.check, args.out, args.threads, args.record_from = None, True, None, None, None
     args.html = None
     return _cmd_notebooks(args)

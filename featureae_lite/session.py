@@ -95,6 +95,44 @@ class Session:
                                     ci=ci)
 
 
+def train_course_models(session: Session, methods: tuple[str, ...] | None = None,
+                        progress: bool = True) -> list[dict[str, Any]]:
+    """Train once, then teach: train-or-load every course model at the session's budgets.
+
+    The main job (``featureae-lite main``) calls this before the notebooks, which then load the
+    same checkpoints (keyed by config, data and code) instead of training inside a lesson.
+
+    Parameters
+    ----------
+    session : Session
+        The run's data and preset.
+    methods : tuple of str, optional
+        Default: every trainable method of the benchmark, in the order the notebooks meet them.
+    progress : bool
+        A tqdm bar per model.
+
+    Returns
+    -------
+    list of dict
+        Per method: ``method``, ``steps``, ``train_seconds`` (of the training that produced the
+        checkpoint) and ``trained`` (False when it was loaded).
+    """
+    import time
+
+    from featureae_lite.benchmark import DEFAULT_METHODS
+    from featureae_lite.models.registry import create_detector
+
+    methods = methods or tuple(m for m in DEFAULT_METHODS if create_detector(m).trainable)
+    rows = []
+    for method in methods:
+        tick = time.perf_counter()
+        det = session.detector(method, progress=progress)
+        seconds = det.history.get("train_seconds", 0.0)
+        rows.append({"method": method, "steps": det.config.steps, "train_seconds": seconds,
+                     "trained": time.perf_counter() - tick >= 0.5 * seconds})
+    return rows
+
+
 def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None = None,
           contrast: str = "t2", progress: bool = True, device: str | None = "auto") -> Session:
     """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`.

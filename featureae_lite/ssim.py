@@ -85,7 +85,7 @@ def _chunks(x: Tensor, y: Tensor) -> zip:
     gradients once, where each indexed chunk would allocate and zero a full-size gradient.
     """
     step = max(1, CHUNK_ELEMENTS // max(1, x[0].numel()))
-    return zip(x.split(step), y.split(step))
+    return zip(x.split(step), y.split(step), strict=True)
 
 
 def ssim_map(

@@ -7,8 +7,8 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from featureae_lite.maps import gaussian_window
 from featureae_lite import ssim as ssim_module
+from featureae_lite.maps import gaussian_window
 from featureae_lite.ssim import ssim_components, ssim_loss, ssim_map
 
 
