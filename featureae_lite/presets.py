@@ -71,8 +71,9 @@ class Preset:
 # and on a GPU sweep of the same code: still rising at 3000 steps (0.241); lr 2e-4 needs 10 000 steps
 # for 0.262; warm-up + cosine is *worse* than the constant rate at equal steps (1000: 0.121 vs 0.148);
 # batch 8 / 16 / 32 are within ±0.01 at equal CPU seconds. No knee inside a CPU budget, so FAE trains
-# for the ~10 min cap: 1250 steps (bfloat16 steps 0.44 s vs 0.63 s in float32, bench.fae_precision),
-# at lr 2e-3 (10× the reference; 0.148 vs 0.080 AP after 1000 steps).
+# for the ~10 min cap at lr 2e-3 (10× the reference; 0.148 vs 0.080 AP after 1000 steps): 1400 steps
+# of 0.385 s (bfloat16 autoencoder, SSIM in float32 reduced chunk by chunk by `ssim_loss`; 0.455 s
+# before it and 0.63 s in float32, `python -m bench.speed`, bench.fae_precision).
 FAE_CPU_LR = 2e-3
 QUICK = Preset(
     name="quick",
@@ -92,16 +93,21 @@ DEFAULT = Preset(
     # (val loss 0.0696 at 833 steps, 0.0699 at 1000) and ae_ssim flat from ~1000 steps — their test AP
     # does not improve with more (ae_l1 0.031 at 167 steps, 0.022 at 1000; GPU: 0.023 at 8000), the VAE
     # flat from ~1300-2000 (val loss 0.0841 → 0.0842), DPA 250 (AP 0.294; GPU: 0.301 at 3000); FAE
-    # trains for the ~10 min cap (above). ProxyAno and patchsim keep 600 steps (not yet measured).
+    # trains for the ~10 min cap (above). ProxyAno (curve to 1800 steps): the val loss falls 17 % and
+    # 9 % per 300 steps up to 900, then 3-4 % (0.1377, 0.1323, 0.1270, 0.1230) → 1200 steps, 0.17 s
+    # each; its test AP is at the floor (0.005-0.007) at every point. patchsim (curve to 3600 steps,
+    # 0.16 s each): the val loss is still falling at the 10-min cap (0.0286 at 600, 0.0226 at 1800,
+    # 0.0222 at 2400, 0.0239 at 3000, 0.0208 at 3600) → 3600 steps (571 s); its test AP left the floor
+    # between 600 and 1200 steps (0.004 → 0.139) and reached 0.25-0.31 from 2400 on.
     budgets={"ae_l1": {"steps": 1000}, "vae": {"steps": 2000}, "ae_ssim": {"steps": 1000},
-           "fae": {"steps": 1250, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
-           "proxyano": {"steps": 600}, "patchsim": {"steps": 600}},
+           "fae": {"steps": 1400, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
+           "proxyano": {"steps": 1200}, "patchsim": {"steps": 3600}},
 )
 # The notebooks at classroom settings (QUICK=False, the README's main job): train once, then teach.
 # The course models get DEFAULT's budgets — the benchmark's, at the knee of their curves — and the
 # main job (`featureae-lite main`) trains each of them once before the notebooks, which load them
 # (train-or-load, checkpoints keyed by config). At 40 % of these budgets (this preset until
-# 2026-11-26) FAE stood at AP 0.092, half of what its budget gives (0.181), and its lead over the l1
+# 2026-11-26) FAE stood at AP 0.092, half of what 1250 benchmark steps gave (0.181), and its lead over the l1
 # residual was 2.6× instead of 8×. Notebook 04's ablations train FAE variants (and the reference
 # again) for 450 steps each, where FAE's curve has left the floor (AP 0.069 at 450 steps vs 0.024
 # at 225, docs/convergence.md) at ~3 min per variant; a third of the budget (as before) left every
