@@ -138,7 +138,8 @@ def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None
     """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`.
 
     ``quick=False`` gives the classroom settings (:data:`featureae_lite.presets.CLASSROOM`: the
-    default cohort at 128 px with 40 % of the benchmark's training steps). ``device``: ``"auto"``
+    default cohort at 128 px and the benchmark's training steps; the main job trains the course
+    models once, see :func:`train_course_models`). ``device``: ``"auto"``
     (a GPU if there is one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
     """
     from featureae_lite.data.splits import load_cohort_splits

@@ -21,6 +21,12 @@ def test_unknown_method_lists_known_ones(tmp_path, capsys):
     assert "unknown method 'magic'" in err and "fae" in err
 
 
+def test_main_job_refuses_a_contrast_the_notebooks_do_not_use(tmp_path, capsys):
+    assert main(["main", "--quick", "--contrast", "t1", "--data", str(tmp_path)]) == 2
+    assert "--contrast t1: the notebooks teach on the T2 cohort" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
 @pytest.mark.slow
 def test_synth_train_evaluate_benchmark_quick(tmp_path, quick_data_dir, capsys):
     data = str(quick_data_dir)
