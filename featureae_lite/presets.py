@@ -72,8 +72,9 @@ class Preset:
 # for 0.262; warm-up + cosine is *worse* than the constant rate at equal steps (1000: 0.121 vs 0.148);
 # batch 8 / 16 / 32 are within ±0.01 at equal CPU seconds. No knee inside a CPU budget, so FAE trains
 # for the ~10 min cap at lr 2e-3 (10× the reference; 0.148 vs 0.080 AP after 1000 steps): 1400 steps
-# of 0.385 s (bfloat16 autoencoder, SSIM in float32 reduced chunk by chunk by `ssim_loss`; 0.455 s
-# before it and 0.63 s in float32, `python -m bench.speed`, bench.fae_precision).
+# of 0.386 s (bfloat16 autoencoder, SSIM in float32 reduced chunk by chunk by `ssim_loss`; 0.442 s
+# before it, `python -m bench.speed`; ~0.63 s in float32, bench.fae_precision) — 555 s of training
+# for pixel AP 0.184 (structural 0.085) in the benchmark of 2026-11-26.
 FAE_CPU_LR = 2e-3
 QUICK = Preset(
     name="quick",

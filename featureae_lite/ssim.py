@@ -16,8 +16,10 @@ and backward stay in the CPU cache — on 2 cores this makes SSIM on (32, 256, 3
 
 A training loss needs only the mean: :func:`ssim_loss` reduces each chunk as it goes and never
 materialises the full map, which saves the full-size allocations (and their page faults) of the
-map, of ``1 - map`` and of their gradients — 1.3× faster than ``1 - ssim_map(x, y).mean()`` on FAE's
-(32, 176, 32, 32) features, FAE's training step 1.2× faster (``python -m bench.speed``).
+map, of ``1 - map`` and of their gradients. On FAE's (32, 176, 32, 32) features and 2 cores it is
+1.34× faster than the full map from indexed chunks it replaced (0.116 s vs 0.156 s forward and
+backward; 1.18× faster than ``1 - ssim_map(x, y).mean()``), and FAE's whole training step 1.15×
+faster (0.386 s vs 0.442 s; ``python -m bench.speed``).
 """
 
 from __future__ import annotations
