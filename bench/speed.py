@@ -122,7 +122,8 @@ def loss_rows(quick: bool, repeats: int) -> list[dict]:
             x.grad = None
             loss(x).backward()
 
-        rows.append({"what": f"loss {name}", "shape": list(y.shape), "s": best_time(run, repeats)})
+        rows.append({"what": f"loss {name}", "group": "loss", "before": "(before)" in name,
+                     "shape": list(y.shape), "s": best_time(run, repeats)})
     net = FeatureAutoencoder(176).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     for name in ("ssim_loss", "indexed chunks, full map (before)"):
@@ -134,7 +135,8 @@ def loss_rows(quick: bool, repeats: int) -> list[dict]:
             loss.backward()
             opt.step()
 
-        rows.append({"what": f"FAE step, {name}", "shape": list(y.shape), "s": best_time(step, repeats)})
+        rows.append({"what": f"FAE step, {name}", "group": "step", "before": "(before)" in name,
+                     "shape": list(y.shape), "s": best_time(step, repeats)})
     return rows
 
 
@@ -192,10 +194,9 @@ def main(argv: list[str] | None = None) -> dict:
             f"naive 2-D {r['naive_s']:.3f}s (×{r['naive/ours']:.2f}){lib}"
         )
     print(f"The training loss on FAE features (best of {repeats})")
-    base = {r["what"].split(",")[0].split(" ")[0]: r["s"] for r in result["loss"] if "(before)" in r["what"]}
+    before = {r["group"]: r["s"] for r in result["loss"] if r["before"]}
     for r in result["loss"]:
-        before = base["FAE" if r["what"].startswith("FAE") else "loss"]
-        print(f"  {r['what']:<45} {r['s']:.3f}s  (before / this ×{before / r['s']:.2f})")
+        print(f"  {r['what']:<45} {r['s']:.3f}s  (before / this ×{before[r['group']] / r['s']:.2f})")
     print("Metrics (best of", repeats, ")")
     for r in result["metrics"]:
         print(

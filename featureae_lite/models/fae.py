@@ -156,9 +156,10 @@ class FAE(Detector):
 
     def loss(self, batch: Batch) -> Tensor:
         # −mean SSIM in the reference; 1 − mean SSIM has the same gradient.
-        if self.config.loss == "mse":
-            return self.feature_distance(batch.cached).mean()
-        return ssim_loss(self.reconstruct(batch.cached), batch.cached, window_size=self.config.ssim_window)
+        feats = batch.cached
+        if self.config.loss == "ssim":  # the mean without materialising the map
+            return ssim_loss(self.reconstruct(feats), feats, window_size=self.config.ssim_window)
+        return self.feature_distance(feats).mean()
 
     def anomaly_map(self, batch: Batch) -> Tensor:
         return to_image_map(self.feature_distance(batch.cached), batch.images.shape[-2:])
