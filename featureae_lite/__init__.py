@@ -8,7 +8,7 @@ The public face the notebooks use::
     det = fl.create_detector("fae", image_size=128)
 """
 
-from featureae_lite import analysis, exercises, metrics, report, viz, widgets
+from featureae_lite import analysis, exercises, metrics, report, transfer, viz, widgets
 from featureae_lite.evaluation import evaluate
 from featureae_lite.models.base import AnomalyOutput, Detector
 from featureae_lite.models.registry import available_methods, create_detector, load_detector
@@ -20,6 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyOutput", "Detector", "Session", "analysis", "available_methods", "create_detector",
-    "evaluate", "exercises", "load_detector", "metrics", "preset", "record_figures", "report", "start", "viz",
-    "widgets",
+    "evaluate", "exercises", "load_detector", "metrics", "preset", "record_figures", "report", "start",
+    "transfer", "viz", "widgets",
 ]

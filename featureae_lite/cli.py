@@ -199,6 +199,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _cmd_fetch_real(args: argparse.Namespace) -> int:
     from featureae_lite.data.realdata import fetch_pyradiomics
 
+    if args.out is None:  # where notebook 01's transfer test looks for it
+        from featureae_lite.data.paths import resolve_data_dir
+        from featureae_lite.transfer import REAL_SUBFOLDER
+
+        args.out = str(resolve_data_dir(args.data) / REAL_SUBFOLDER)
     check_output_dir(args.out)
     start = time.perf_counter()
     folders = fetch_pyradiomics(args.out, sdist=args.sdist)
@@ -388,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch-real",
                        help="download the real held-out test set (pyradiomics' two brain cases)")
-    p.add_argument("--out", required=True, help="folder for the subject folders and provenance.json")
+    p.add_argument("--out", default=None,
+                   help="folder for the subject folders and provenance.json (default: DATA/real, where "
+                        "notebook 01's transfer test finds it)")
+    p.add_argument("--data", default=None,
+                   help="data folder (default: $FEATUREAE_LITE_DATA, else data/ in the repo)")
     p.add_argument("--sdist", default=None, metavar="PATH",
                    help="use this pyradiomics-3.1.0.tar.gz instead of downloading it from PyPI")
     p.set_defaults(func=_cmd_fetch_real)

@@ -6,6 +6,8 @@ of a real held-out folder (none is used for training, validation or thresholds: 
 ``dice_at_threshold`` comes from the cohort's validation split; the validation split's own AP and
 loss are reported too, the only figures to choose settings on), and writes ``transfer.json``,
 ``transfer.md`` and ``meta.json``. The transfer ratio is real pixel AP / synthetic pixel AP.
+:func:`transfer_test` does the same without writing files and keeps the trained detectors and the
+real slices (notebook 01 draws its maps); :func:`find_real_data` locates a fetched real set.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +29,66 @@ from featureae_lite.data.synth import CONTRASTS, check_choice
 from featureae_lite.device import describe, resolve_device
 from featureae_lite.evaluation import evaluate_output, predict_split, threshold_from_output
 from featureae_lite.fileio import write_atomic
+from featureae_lite.models.base import Detector
 from featureae_lite.models.registry import get_method
 from featureae_lite.presets import preset
 
 KEYS = ("pixel_ap", "pixel_auroc", "best_dice")
+REAL_SUBFOLDER = "real"  # <data folder>/real: where `make run` puts `featureae-lite fetch-real`'s set
+
+
+def find_real_data(real_data: str | os.PathLike | None = None,
+                   data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The real held-out set to test on: ``real_data`` if given, else ``<data folder>/real`` when it
+    holds a fetched set (``provenance.json`` and at least one subject folder), else None.
+
+    Raises
+    ------
+    ValueError
+        ``real_data`` is given but is not a folder (the message names it).
+    """
+    from featureae_lite.data.paths import resolve_data_dir
+
+    if real_data:
+        root = Path(real_data)
+        if not root.is_dir():
+            raise ValueError(f"real data {root}: folder not found (featureae-lite fetch-real --out {root})")
+        return root
+    root = resolve_data_dir(data_dir) / REAL_SUBFOLDER
+    fetched = (root / "provenance.json").is_file() and any(d.is_dir() and not d.name.startswith(".")
+                                                          for d in root.iterdir())
+    return root if fetched else None
+
+
+@dataclass
+class TransferTest:
+    """What :func:`transfer_test` measured.
+
+    Attributes
+    ----------
+    results : dict
+        method → ``{"synthetic": metrics, "real": metrics, "ratio", "validation", "train_seconds", ...}``.
+    meta : dict
+        Sizes, lesion shares (the AP of a random map), the real subjects, device, timings.
+    real : SliceDataset
+        The real set's slices (images, masks, brains: (S, 1, H, W)).
+    detectors : dict
+        method → the trained (or loaded) detector.
+    """
+
+    results: dict[str, Any]
+    meta: dict[str, Any]
+    real: Any
+    detectors: dict[str, Detector]
+
+    def table(self):
+        """A pandas DataFrame, one row per method: AP synthetic / real, their ratio, AUROC real."""
+        import pandas as pd
+
+        rows = {m: {"AP synthetic test": r["synthetic"]["pixel_ap"], "AP real": r["real"]["pixel_ap"],
+                    "ratio real/synthetic": r["ratio"], "AUROC real": r["real"]["pixel_auroc"]}
+                for m, r in self.results.items()}
+        return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality: str = "t1", *,
@@ -61,10 +120,22 @@ def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality
     return data
 
 
-def run_transfer(
+def run_transfer(methods: list[str] | tuple[str, ...], real_data: str | os.PathLike,
+                 out_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """:func:`transfer_test`, written to ``out_dir`` as ``transfer.json``, ``transfer.md`` and
+    ``meta.json``; returns its ``results`` (``options``: those of :func:`transfer_test`)."""
+    test = transfer_test(methods, real_data, **options)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "transfer.json", json.dumps(test.results, indent=2, default=str))
+    write_atomic(out_dir / "meta.json", json.dumps(test.meta, indent=2))
+    write_atomic(out_dir / "transfer.md", transfer_markdown(test.results, test.meta))
+    return test.results
+
+
+def transfer_test(
     methods: list[str] | tuple[str, ...],
     real_data: str | os.PathLike,
-    out_dir: str | os.PathLike,
     *,
     real_layout: str = "brats",
     modality: str = "t1",
@@ -76,7 +147,7 @@ def run_transfer(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     variety: str = "standard",
-) -> dict[str, Any]:
+) -> TransferTest:
     """Pixel AP (and AUROC, best Dice) per method on the synthetic test split and on a real set.
 
     Parameters
@@ -99,8 +170,9 @@ def run_transfer(
 
     Returns
     -------
-    dict
-        method → ``{"synthetic": metrics, "real": metrics, "ratio": real AP / synthetic AP, ...}``.
+    TransferTest
+        ``results``: method → ``{"synthetic": metrics, "real": metrics, "ratio": real AP / synthetic
+        AP, ...}``; ``meta``; the real slices; the detectors.
     """
     if not methods:
         raise ValueError("no method given")
@@ -108,8 +180,6 @@ def run_transfer(
         get_method(m)
     check_choice(modality, CONTRASTS, "modality")
     where = resolve_device(device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     p = preset(quick)
     real = load_real_test(real_data, real_layout, modality, data_dir=data_dir, quick=quick, progress=progress)
@@ -119,6 +189,7 @@ def run_transfer(
 
         checkpoint_dir = resolve_data_dir(data_dir) / "checkpoints"
     results: dict[str, Any] = {}
+    detectors: dict[str, Detector] = {}
     for m in methods:
         cfg = p.config(m, seed, overrides)
         start = time.perf_counter()
@@ -138,7 +209,7 @@ def run_transfer(
                               "last_val_loss": float(val_loss[-1])},
                "train_seconds": round(float(det.history.get("train_seconds", 0.0)), 1),
                "train_or_load_seconds": round(fit_s, 1), "config": config_json(det.config)}
-        results[m] = row
+        results[m], detectors[m] = row, det
         if progress:
             print(f"{m:>10}: pixel AP synthetic {syn['pixel_ap']:.3f}  real {rl['pixel_ap']:.3f}  "
                   f"ratio {row['ratio']:.2f}")
@@ -155,10 +226,7 @@ def run_transfer(
     provenance = Path(real_data) / "provenance.json"
     if provenance.is_file():
         meta["real_provenance"] = json.loads(provenance.read_text()).get("source")
-    write_atomic(out_dir / "transfer.json", json.dumps(results, indent=2, default=str))
-    write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))
-    write_atomic(out_dir / "transfer.md", transfer_markdown(results, meta))
-    return results
+    return TransferTest(results, meta, real, detectors)
 
 
 def transfer_markdown(results: dict[str, Any], meta: dict[str, Any] | None = None) -> str:

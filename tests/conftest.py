@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -55,5 +56,14 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def quick_data_dir(tmp_path_factory):
-    """One data folder shared by the slow end-to-end tests (the QUICK cohort is synthesised once)."""
-    return tmp_path_factory.mktemp("quick_data")
+    """One data folder shared by the slow end-to-end tests (the QUICK cohort is synthesised once).
+
+    When the checkout's data folder holds a fetched real set (``.ci/run`` runs ``featureae-lite
+    fetch-real``), it is linked in as ``real/`` so that notebook 01 runs its transfer test offline."""
+    from featureae_lite.transfer import find_real_data
+
+    folder = tmp_path_factory.mktemp("quick_data")
+    real = find_real_data(None, Path(__file__).resolve().parents[1] / "data")
+    if real is not None:
+        (folder / "real").symlink_to(real, target_is_directory=True)
+    return folder

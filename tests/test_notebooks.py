@@ -72,6 +72,17 @@ def test_every_notebook_runs_headless_and_records_figures(quick_run, _isolated_h
     assert (_isolated_home / "ipython" / "profile_default").is_dir()
 
 
+@pytest.mark.slow
+def test_notebook_01_runs_the_transfer_test_on_a_fetched_real_set(quick_run, quick_data_dir):
+    figures = json.loads((quick_run / "01_l1_residual_autoencoder.json").read_text())
+    if not (quick_data_dir / "real").exists():
+        assert "ae_l1_real_pixel_ap" not in figures
+        pytest.skip("no real set fetched into data/real (featureae-lite fetch-real): the section is skipped")
+    for m in ("threshold", "ae_l1"):
+        assert 0 < figures[f"{m}_real_pixel_ap"] <= 1 and 0 < figures[f"{m}_t1_synthetic_pixel_ap"] <= 1
+        assert 0 <= figures[f"{m}_real_pixel_auroc"] <= 1
+
+
 def test_check_figures_reports_drift(tmp_path):
     (tmp_path / "expected.json").write_text(json.dumps(
         {"quick": {"04_feature_autoencoder": {"fae_pixel_ap": [0.2, 0.9]}, "05_evaluation": {"x": [0, 1]}},

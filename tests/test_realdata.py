@@ -16,7 +16,7 @@ from featureae_lite.cli import main
 from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.nifti import load_volume
 from featureae_lite.data.realdata import convert_case, fetch_pyradiomics, read_nrrd
-from featureae_lite.transfer import run_transfer
+from featureae_lite.transfer import find_real_data, run_transfer, transfer_test
 
 SPACING = (3.0, 3.0, 8.0)
 
@@ -118,3 +118,25 @@ def test_transfer_tiny_threshold(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["real_subjects"] == ["case1"] and meta["modality"] == "t1"
     assert "| threshold |" in (out / "transfer.md").read_text()
+    # the same measurement without files, keeping what notebook 01 draws (the model is reloaded)
+    test = transfer_test(["threshold"], tmp_path / "real", quick="tiny", data_dir=tmp_path / "data",
+                         device="cpu", progress=False)
+    assert test.results["threshold"]["real"] == row["real"] and set(test.detectors) == {"threshold"}
+    assert test.real.images.shape[0] == meta["n_real_slices"] and float(test.real.masks.sum()) > 0
+    assert test.table().loc["threshold", "AP real"] == row["real"]["pixel_ap"]
+
+
+def test_find_real_data(tmp_path, capsys):
+    """A fetched set in <data>/real is found, an unfetched one is None, a named missing folder an error."""
+    assert find_real_data(None, tmp_path) is None
+    real = tmp_path / "real"
+    (real / "case1").mkdir(parents=True)
+    assert find_real_data(None, tmp_path) is None  # no provenance.json: not a finished fetch
+    (real / "provenance.json").write_text("{}")
+    assert find_real_data(None, tmp_path) == real
+    assert find_real_data(str(real), None) == real
+    with pytest.raises(ValueError, match="nowhere.*folder not found"):
+        find_real_data(tmp_path / "nowhere", tmp_path)
+    # fetch-real writes to DATA/real by default; a wrong --sdist is refused before anything is read
+    assert main(["fetch-real", "--data", str(tmp_path / "d"), "--sdist", str(tmp_path / "x.tar.gz")]) == 2
+    assert "--sdist" in capsys.readouterr().err and (tmp_path / "d" / "real").is_dir()
