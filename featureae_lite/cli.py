@@ -200,10 +200,9 @@ def _cmd_fetch_real(args: argparse.Namespace) -> int:
     from featureae_lite.data.realdata import fetch_pyradiomics
 
     if args.out is None:  # where notebook 01's transfer test looks for it
-        from featureae_lite.data.paths import resolve_data_dir
-        from featureae_lite.transfer import REAL_SUBFOLDER
+        from featureae_lite.transfer import real_data_dir
 
-        args.out = str(resolve_data_dir(args.data) / REAL_SUBFOLDER)
+        args.out = str(real_data_dir(args.data))
     check_output_dir(args.out)
     start = time.perf_counter()
     folders = fetch_pyradiomics(args.out, sdist=args.sdist)

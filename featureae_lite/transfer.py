@@ -34,7 +34,15 @@ from featureae_lite.models.registry import get_method
 from featureae_lite.presets import preset
 
 KEYS = ("pixel_ap", "pixel_auroc", "best_dice")
-REAL_SUBFOLDER = "real"  # <data folder>/real: where `make run` puts `featureae-lite fetch-real`'s set
+REAL_SUBFOLDER = "real"
+
+
+def real_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """``<data folder>/real``: where ``featureae-lite fetch-real`` (run by ``make setup``) puts the
+    real held-out set and where notebook 01's transfer test looks for it."""
+    from featureae_lite.data.paths import resolve_data_dir
+
+    return resolve_data_dir(data_dir) / REAL_SUBFOLDER
 
 
 def find_real_data(real_data: str | os.PathLike | None = None,
@@ -47,14 +55,12 @@ def find_real_data(real_data: str | os.PathLike | None = None,
     ValueError
         ``real_data`` is given but is not a folder (the message names it).
     """
-    from featureae_lite.data.paths import resolve_data_dir
-
     if real_data:
         root = Path(real_data)
         if not root.is_dir():
             raise ValueError(f"real data {root}: folder not found (featureae-lite fetch-real --out {root})")
         return root
-    root = resolve_data_dir(data_dir) / REAL_SUBFOLDER
+    root = real_data_dir(data_dir)
     fetched = (root / "provenance.json").is_file() and any(d.is_dir() and not d.name.startswith(".")
                                                           for d in root.iterdir())
     return root if fetched else None

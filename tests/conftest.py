@@ -58,7 +58,7 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
 def quick_data_dir(tmp_path_factory):
     """One data folder shared by the slow end-to-end tests (the QUICK cohort is synthesised once).
 
-    When the checkout's data folder holds a fetched real set (``.ci/run`` runs ``featureae-lite
+    When the checkout's data folder holds a fetched real set (``make setup`` runs ``featureae-lite
     fetch-real``), it is linked in as ``real/`` so that notebook 01 runs its transfer test offline."""
     from featureae_lite.transfer import find_real_data
 
