@@ -10,6 +10,7 @@ import pytest
 from featureae_lite.exercises import MIME
 from featureae_lite.notebooks import (
     check_figures,
+    check_orderings,
     check_run,
     list_notebooks,
     run_notebooks,
@@ -124,6 +125,17 @@ def test_expected_ranges_and_record(tmp_path):
     assert [r["run"] for r in stored["_derivation"]["runs"]] == ["a", "b"]
     problems = check_figures(runs[0], quick=True, expected_file=expected)
     assert problems == ["00_y: no recorded figures (00_y.json missing)"]
+
+
+def test_an_if_recorded_ordering_is_skipped_only_without_its_figures(tmp_path):
+    expected = tmp_path / "expected.json"
+    rule = {"notebook": "01_x", "left": "real_ap", "op": "<", "right": "syn_ap", "if_recorded": True,
+            "lesson": "real below synthetic"}
+    expected.write_text(json.dumps({"quick": {}, "orderings": {"quick": [rule]}}))
+    (tmp_path / "01_x.json").write_text(json.dumps({"other": 1.0}))
+    assert check_orderings(tmp_path, quick=True, expected_file=expected) == []
+    (tmp_path / "01_x.json").write_text(json.dumps({"real_ap": 0.5, "syn_ap": 0.1}))
+    assert "real_ap < 1 × syn_ap does not hold" in check_orderings(tmp_path, True, expected)[0]
 
 
 def test_orderings_fail_drift_warns(tmp_path):
