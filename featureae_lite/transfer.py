@@ -108,6 +108,9 @@ def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality
         The folder is missing or holds no subject, a subject has no lesion mask, or no lesion pixel
         falls in the preset's slices (the message names the folder).
     """
+    if real_data is None or str(real_data) == "":
+        raise ValueError("no real data folder given: run `featureae-lite fetch-real`, then pass its folder "
+                         "(or find it with featureae_lite.transfer.find_real_data)")
     root = Path(real_data)
     if not root.is_dir():
         raise ValueError(f"--real-data {root}: folder not found")

@@ -79,9 +79,10 @@ def test_notebook_01_runs_the_transfer_test_on_a_fetched_real_set(quick_run, qui
     if not (quick_data_dir / "real").exists():
         assert "ae_l1_real_pixel_ap" not in figures
         pytest.skip("no real set fetched into data/real (featureae-lite fetch-real): the section is skipped")
-    for m in ("threshold", "ae_l1"):
+    for m in ("threshold", "ae_l1", "ae_l1_wide"):  # ae_l1_wide: trained on the wide population
         assert 0 < figures[f"{m}_real_pixel_ap"] <= 1 and 0 < figures[f"{m}_t1_synthetic_pixel_ap"] <= 1
         assert 0 <= figures[f"{m}_real_pixel_auroc"] <= 1
+    assert 0 < figures["ae_l1_wide_t1_val_pixel_ap"] <= 1 and 0 < figures["ae_l1_t1_val_pixel_ap"] <= 1
 
 
 def test_check_figures_reports_drift(tmp_path):

@@ -137,6 +137,8 @@ def test_find_real_data(tmp_path, capsys):
     assert find_real_data(str(real), None) == real
     with pytest.raises(ValueError, match="nowhere.*folder not found"):
         find_real_data(tmp_path / "nowhere", tmp_path)
+    with pytest.raises(ValueError, match="no real data folder given.*fetch-real"):  # what find_real_data gave
+        transfer_test(["threshold"], None, data_dir=tmp_path, progress=False)
     # fetch-real writes to DATA/real by default; a wrong --sdist is refused before anything is read
     assert main(["fetch-real", "--data", str(tmp_path / "d"), "--sdist", str(tmp_path / "x.tar.gz")]) == 2
     assert "--sdist" in capsys.readouterr().err and (tmp_path / "d" / "real").is_dir()
