@@ -1,0 +1,149 @@
+"""Training-time augmentation and the transfer gap (issue 16), measured in one run.
+
+    python -m bench.transfer_augment [--methods dpa,ae_l1] [--modes none,intensity,spatial,both]
+                                     [--copies 3] [--quick] [--data DIR] [--real DIR] [--out FILE.json]
+
+Each method trains (same preset budget, same seed) on the T1 cohort's training slices plus ``copies``
+augmented copies of each, one run per mode, and is evaluated like ``featureae-lite transfer``: pixel
+AP on the cohort's validation split (the only figure to choose on), its synthetic test split and
+the real held-out set. The augmentations are drawn a priori from the usual ranges of nnU-Net-style
+pipelines, not from the real cases:
+
+* ``spatial``: rotation U(−15°, 15°), isotropic scale U(0.85, 1.15), shift U(−2.5 %, 2.5 %) of the
+  slice (image bilinear, brain mask nearest);
+* ``intensity``: a smooth multiplicative bias field (4 × 4 control points, log sd U(0, 0.3)), a
+  Gaussian blur of sd U(0.5, 1.5) px on half of the slices, Gaussian noise of sd U(0, 0.1).
+
+Every augmented slice is equalised again inside its brain (``preprocess.equalize``), as the inputs
+are; that cancels any *monotone* intensity change (gamma, contrast, brightness), so none is drawn.
+The copies are drawn once (seeded) and cached with the slices' backbone features, so the training
+step costs what it costs without augmentation. Findings (2026-11-26, default preset): README, section
+"Transfer to real brains".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+
+from featureae_lite.data.dataset import SliceData
+from featureae_lite.data.preprocess import equalize
+from featureae_lite.fileio import write_atomic
+
+MODES = ("none", "intensity", "spatial", "both")
+
+
+def _spatial(x: torch.Tensor, b: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    n = len(x)
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
+    angle, scale = u(-15, 15) * math.pi / 180, u(0.85, 1.15)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, u(-0.05, 0.05)], 1),
+                         torch.stack([sin, cos, u(-0.05, 0.05)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return (F.grid_sample(x, grid, align_corners=False),
+            F.grid_sample(b, grid, mode="nearest", align_corners=False))
+
+
+def _intensity(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    from scipy.ndimage import gaussian_filter
+
+    n, _, h, w = x.shape
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
+    field = torch.randn(n, 1, 4, 4, generator=g) * u(0, 0.3).view(n, 1, 1, 1)
+    x = x * torch.exp(F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False))
+    sigma = u(0.5, 1.5) * (torch.rand(n, generator=g) < 0.5)
+    x = torch.stack([torch.from_numpy(gaussian_filter(s.numpy(), (0, float(sd), float(sd)))) if sd > 0 else s
+                     for s, sd in zip(x, sigma, strict=True)])
+    return x + torch.randn(x.shape, generator=g) * u(0, 0.1).view(n, 1, 1, 1)
+
+
+def augment(data: SliceData, mode: str, copies: int, seed: int = 0) -> SliceData:
+    """``data`` followed by ``copies`` augmented copies of every slice (healthy training slices only).
+
+    Parameters
+    ----------
+    data : SliceData
+        Training slices: images and brains (N, 1, H, W).
+    mode : str
+        One of :data:`MODES`; ``"none"`` returns ``data``.
+
+    Returns
+    -------
+    SliceData
+        (N × (1 + copies)) slices; the copies' subject ids end in ``_aug<k>``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"--modes: {mode!r} is not one of {MODES}")
+    if mode == "none" or copies == 0:
+        return data
+    g = torch.Generator().manual_seed(seed)
+    parts = [data]
+    for k in range(copies):
+        x, b = data.images.clone(), data.brains.clone()
+        if mode in ("spatial", "both"):
+            x, b = _spatial(x, b, g)
+        if mode in ("intensity", "both"):
+            x = _intensity(x, g)
+        x = torch.stack([torch.from_numpy(equalize(s[0].numpy(), s[0].numpy() > 0))[None]
+                         if m.any() else torch.zeros_like(s) for s, m in zip(x * b, b > 0, strict=True)])
+        parts.append(SliceData(x, torch.zeros_like(x), b, [f"{s}_aug{k}" for s in data.subject_ids],
+                               list(data.anomaly_types), list(data.slice_indices)))
+    return SliceData.concat(parts)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="dpa,ae_l1", help="comma-separated methods")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {MODES}")
+    parser.add_argument("--copies", type=int, default=3, help="augmented copies of each training slice")
+    parser.add_argument("--quick", action="store_true", help="QUICK cohort and budgets")
+    parser.add_argument("--data", default=None, help="data folder (default: the package's)")
+    parser.add_argument("--real", default=None, help="real held-out set (default: <data>/real)")
+    parser.add_argument("--out", default=None, help="write the results as JSON")
+    args = parser.parse_args(argv)
+
+    from featureae_lite.checkpoints import train_or_load
+    from featureae_lite.data.paths import resolve_data_dir
+    from featureae_lite.data.splits import load_cohort_splits
+    from featureae_lite.evaluation import evaluate_output, predict_split, threshold_from_output
+    from featureae_lite.presets import preset
+    from featureae_lite.transfer import find_real_data, load_real_test
+
+    modes = args.modes.split(",")
+    if set(modes) - set(MODES):
+        parser.error(f"--modes: {sorted(set(modes) - set(MODES))} not among {MODES}")
+    real_dir = find_real_data(args.real, args.data)
+    if real_dir is None:
+        parser.error("no real held-out set: run `featureae-lite fetch-real` or pass --real")
+    p = preset(args.quick)
+    splits = load_cohort_splits(args.data, args.quick, 0, "t1", progress=False)
+    real = load_real_test(real_dir, data_dir=args.data, quick=args.quick, progress=False)
+    checkpoints = resolve_data_dir(args.data) / "checkpoints"
+    results: dict = {"real_random_ap": float(real.masks.sum() / real.brains.sum()), "runs": []}
+    for method in args.methods.split(","):
+        for mode in modes:
+            train = augment(splits["train"], mode, args.copies)
+            det = train_or_load(method, train, splits["val"], progress=False, checkpoint_dir=checkpoints,
+                                **p.config(method, 0))
+            val_out = predict_split(det, splits["val"])[0]
+            threshold = threshold_from_output(val_out, splits["val"])
+            row = {"method": method, "mode": mode, "copies": args.copies if mode != "none" else 0,
+                   "train_seconds": round(float(det.history.get("train_seconds", 0.0)), 1)}
+            for name, data in (("val", splits["val"]), ("synthetic", splits["test"]), ("real", real)):
+                out = val_out if name == "val" else predict_split(det, data)[0]
+                res = evaluate_output(out, data, threshold, per_type=False, unmasked=False)
+                row[name] = {k: round(res[k], 4) for k in ("pixel_ap", "pixel_auroc")}
+            results["runs"].append(row)
+            print(json.dumps(row), flush=True)
+    if args.out:
+        write_atomic(args.out, json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
