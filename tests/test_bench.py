@@ -32,3 +32,31 @@ def test_fae_precision_bench_quick(tmp_path, quick_data_dir, capsys):
     assert out["step_ratio"] > 0 and set(out["equal_budget"]) == {"float32", "bfloat16"}
     assert out["map_agreement"]["max_abs_map_diff"] < 0.1 * out["map_agreement"]["map_range"]
     assert "faster" in capsys.readouterr().out and (tmp_path / "p.json").exists()
+
+
+def test_transfer_augment_copies_are_equalised_brain_slices():
+    """bench.transfer_augment: the original slices first, then `copies` augmented ones per slice, each
+    equalised inside its (moved) brain mask and zero outside it; a wrong mode is refused."""
+    import torch
+
+    from bench.transfer_augment import augment
+    from featureae_lite.data.dataset import SliceData
+
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    brain = (((yy - 16) ** 2 + (xx - 16) ** 2) < 100).float()[None, None].repeat(4, 1, 1, 1)
+    images = torch.rand(4, 1, 32, 32) * brain
+    data = SliceData(images, torch.zeros_like(images), brain, ["s1"] * 4, ["healthy"] * 4, [0, 1, 2, 3])
+    assert augment(data, "none", 3) is data
+    for mode in ("intensity", "spatial", "both"):
+        out = augment(data, mode, 2, seed=1)
+        assert len(out) == 12 and torch.equal(out.images[:4], images)
+        assert out.subject_ids[4:] == ["s1_aug0"] * 4 + ["s1_aug1"] * 4
+        new, inside = out.images[4:], out.brains[4:] > 0
+        assert set(out.brains.unique().tolist()) <= {0.0, 1.0} and inside.any()
+        assert float(new[~inside].abs().max()) == 0 and 0 <= float(new.min()) and float(new.max()) <= 1
+        assert float(new[inside].mean()) == pytest.approx(0.5, abs=0.05)  # equalised: uniform in the brain
+        if mode == "intensity":
+            assert torch.equal(out.brains[4:], brain.repeat(2, 1, 1, 1))
+            assert not torch.allclose(new[:4], images)
+    with pytest.raises(ValueError, match="not one of"):
+        augment(data, "elastic", 1)
