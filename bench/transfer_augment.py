@@ -4,9 +4,10 @@
                                      [--copies 3] [--quick] [--data DIR] [--real DIR] [--out FILE.json]
 
 Each method trains (same preset budget, same seed) on the T1 cohort's training slices plus ``copies``
-augmented copies of each, one run per mode, and is evaluated like ``featureae-lite transfer``: pixel
-AP on the cohort's validation split (the only figure to choose on), its synthetic test split and
-the real held-out set. The augmentations are drawn a priori from the usual ranges of nnU-Net-style
+augmented copies of each, one run per mode, and is evaluated by ``featureae-lite transfer``'s
+:func:`~featureae_lite.transfer.transfer_test` (its ``train_transform``): pixel AP on the cohort's
+validation split (the only figure to choose on), its synthetic test split and the real held-out set.
+The augmentations are drawn a priori from the usual ranges of nnU-Net-style
 pipelines, not from the real cases:
 
 * ``spatial``: rotation U(−15°, 15°), isotropic scale U(0.85, 1.15), shift U(−2.5 %, 2.5 %) of the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -107,12 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
 
-    from featureae_lite.checkpoints import train_or_load
-    from featureae_lite.data.paths import resolve_data_dir
-    from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.evaluation import evaluate_output, predict_split, threshold_from_output
-    from featureae_lite.presets import preset
-    from featureae_lite.transfer import find_real_data, load_real_test
+    from featureae_lite.transfer import find_real_data, transfer_test
 
     modes = args.modes.split(",")
     if set(modes) - set(MODES):
@@ -120,24 +117,16 @@ def main(argv: list[str] | None = None) -> dict:
     real_dir = find_real_data(args.real, args.data)
     if real_dir is None:
         parser.error("no real held-out set: run `featureae-lite fetch-real` or pass --real")
-    p = preset(args.quick)
-    splits = load_cohort_splits(args.data, args.quick, 0, "t1", progress=False)
-    real = load_real_test(real_dir, data_dir=args.data, quick=args.quick, progress=False)
-    checkpoints = resolve_data_dir(args.data) / "checkpoints"
-    results: dict = {"real_random_ap": float(real.masks.sum() / real.brains.sum()), "runs": []}
-    for method in args.methods.split(","):
-        for mode in modes:
-            train = augment(splits["train"], mode, args.copies)
-            det = train_or_load(method, train, splits["val"], progress=False, checkpoint_dir=checkpoints,
-                                **p.config(method, 0))
-            val_out = predict_split(det, splits["val"])[0]
-            threshold = threshold_from_output(val_out, splits["val"])
+    results: dict = {"runs": []}
+    for mode in modes:
+        test = transfer_test(args.methods.split(","), real_dir, quick=args.quick, data_dir=args.data,
+                             progress=False, train_transform=partial(augment, mode=mode, copies=args.copies))
+        results["real_random_ap"] = test.meta["lesion_pixel_share"]["real"]
+        for method, r in test.results.items():
             row = {"method": method, "mode": mode, "copies": args.copies if mode != "none" else 0,
-                   "train_seconds": round(float(det.history.get("train_seconds", 0.0)), 1)}
-            for name, data in (("val", splits["val"]), ("synthetic", splits["test"]), ("real", real)):
-                out = val_out if name == "val" else predict_split(det, data)[0]
-                res = evaluate_output(out, data, threshold, per_type=False, unmasked=False)
-                row[name] = {k: round(res[k], 4) for k in ("pixel_ap", "pixel_auroc")}
+                   "train_seconds": r["train_seconds"],
+                   **{name: {k: round(r[name][k], 4) for k in ("pixel_ap", "pixel_auroc")}
+                      for name in ("validation", "synthetic", "real")}}
             results["runs"].append(row)
             print(json.dumps(row), flush=True)
     if args.out:

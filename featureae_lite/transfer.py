@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,7 @@ def transfer_test(
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
     variety: str = "standard",
+    train_transform: Callable[[Any], Any] | None = None,
 ) -> TransferTest:
     """Pixel AP (and AUROC, best Dice) per method on the synthetic test split and on a real set.
 
@@ -176,6 +178,10 @@ def transfer_test(
     variety : str
         Variety of the cohort's healthy training subjects (``"standard"``, ``"wide"``, ...,
         :data:`featureae_lite.data.synth.VARIETY`); val and test subjects are the standard ones.
+    train_transform : callable, optional
+        Applied to the training split (a SliceData, images (N, 1, H, W)) before training, e.g.
+        augmented copies of its slices (``bench.transfer_augment``); the checkpoint key follows the
+        transformed data.
 
     Returns
     -------
@@ -193,6 +199,7 @@ def transfer_test(
     p = preset(quick)
     real = load_real_test(real_data, real_layout, modality, data_dir=data_dir, quick=quick, progress=progress)
     splits = load_cohort_splits(data_dir, quick, seed, modality, progress, variety=variety)
+    train = splits["train"] if train_transform is None else train_transform(splits["train"])
     if checkpoint_dir is None:
         from featureae_lite.data.paths import resolve_data_dir
 
@@ -202,7 +209,7 @@ def transfer_test(
     for m in methods:
         cfg = p.config(m, seed, overrides)
         start = time.perf_counter()
-        det = train_or_load(m, splits["train"], splits["val"], checkpoint_dir=checkpoint_dir,
+        det = train_or_load(m, train, splits["val"], checkpoint_dir=checkpoint_dir,
                             progress=progress, device=where, **cfg)
         fit_s = time.perf_counter() - start
         val_out = predict_split(det, splits["val"])[0]  # predicted once: threshold and validation AP
