@@ -59,17 +59,38 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     return path
 
 
+def resolve_path(path: str | os.PathLike, option: str) -> Path:
+    """``path`` made absolute with its symbolic links resolved.
+
+    Raises
+    ------
+    ValueError
+        ``path`` (or a folder above it) is a symbolic link that loops; the message names ``option``.
+    """
+    path = Path(path).expanduser()
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as err:  # Python < 3.13 raises RuntimeError on a loop
+        raise ValueError(f"{option} {path}: is a symbolic link that loops (it points back at itself); "
+                         "remove the link or give the real folder") from err
+
+
 def make_folder(folder: str | os.PathLike, option: str) -> Path:
     """Create ``folder`` (and its parents) if needed; returns it.
 
     Raises
     ------
     ValueError
-        ``folder`` is a file or cannot be created; the message names ``option`` (e.g. ``--out``).
+        ``folder`` is a file, a symbolic link that loops or points nowhere, or cannot be created; the
+        message names ``option`` (e.g. ``--out``).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option} {folder}: is a file, expected a folder")
+    if folder.is_symlink() and not folder.exists():
+        resolve_path(folder, option)  # a loop
+        raise ValueError(f"{option} {folder}: is a symbolic link to {os.readlink(folder)}, which does "
+                         "not exist")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -115,6 +136,38 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     path = Path(path)
     _writable_folder(path, option)
     return path
+
+
+def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None],
+                       option: str = "--out") -> None:
+    """Refuse an output path that is one of the command's inputs or lies inside an input folder.
+
+    Parameters
+    ----------
+    out : path-like
+        The output file or folder.
+    inputs : dict
+        What each input is (e.g. ``"--checkpoint"``, ``"the data folder"``) → its path (None: not
+        given). Files must differ from ``out``; folders must neither be ``out`` nor hold it.
+    option : str
+        The output option, named in the message.
+
+    Raises
+    ------
+    ValueError
+        ``out`` would replace an input or write into a folder the command reads.
+    """
+    target = resolve_path(out, option)
+    for what, path in inputs.items():
+        if not path:
+            continue
+        source = resolve_path(path, what)
+        if target == source and not source.is_dir():
+            raise ValueError(f"{option} {out}: is the file the command reads ({what}); it would be "
+                             "replaced, choose another file")
+        if source.is_dir() and target.is_relative_to(source):
+            raise ValueError(f"{option} {out}: is inside {what} {source}, which the command reads; "
+                             "choose a path outside it")
 
 
 @contextmanager

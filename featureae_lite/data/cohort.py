@@ -25,6 +25,7 @@ import io
 import multiprocessing as mp
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,8 @@ def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = 
     n_jobs : int
         Worker processes.
     overwrite : bool
-        Remove an existing cohort folder first.
+        Replace an existing cohort: the new one is written beside it (a hidden folder) and swapped
+        in only when complete, so an interrupted overwrite keeps the old cohort.
     variety : str
         Training-subject variety: ``"standard"`` (default) or a wide one (see the module docstring).
 
@@ -162,8 +164,19 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
     from featureae_lite.data.synth import template_texture
 
     check_output_dir(folder.parent, "data folder")
-    if overwrite and folder.exists():
-        shutil.rmtree(folder)
+    for stale in folder.parent.glob(f".{folder.name}.*-*"):  # left by an overwrite that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    if overwrite and folder.exists():  # built beside the old cohort, which is replaced once complete
+        tag = uuid.uuid4().hex[:8]
+        new, old = (folder.with_name(f".{folder.name}.{kind}-{tag}") for kind in ("new", "old"))
+        try:
+            _write_cohort(rows, new, size, n_jobs, progress, False, readme)
+            os.replace(folder, old)
+            os.replace(new, folder)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.csv").unlink(missing_ok=True)  # written last: marks a complete cohort
     for stale in folder.glob("*/.*.tmp.*"):  # left by a writer that was killed mid-file
