@@ -166,7 +166,8 @@ def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLi
             raise ValueError(f"{option} {out}: is the file the command reads ({what}); it would be "
                              "replaced, choose another file")
         if source.is_dir() and target.is_relative_to(source):
-            raise ValueError(f"{option} {out}: is inside {what} {source}, which the command reads; "
+            where = "is" if target == source else "is inside"
+            raise ValueError(f"{option} {out}: {where} {what} {source}, which the command reads; "
                              "choose a path outside it")
 
 

@@ -183,16 +183,15 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
         stale.unlink()
     load_anatomy(), template_texture(), template_maps()  # computed once, shared with forked workers
     jobs = [(r, str(folder)) for r in rows]
-    bar = tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress)
-    if n_jobs > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(n_jobs) as pool:
-            for _ in pool.imap_unordered(_write_subject, jobs):
+    with tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress) as bar:
+        if n_jobs > 1 and "fork" in mp.get_all_start_methods():  # closed also when interrupted
+            with mp.get_context("fork").Pool(n_jobs) as pool:
+                for _ in pool.imap_unordered(_write_subject, jobs):
+                    bar.update()
+        else:
+            for job in jobs:
+                _write_subject(job)
                 bar.update()
-    else:
-        for job in jobs:
-            _write_subject(job)
-            bar.update()
-    bar.close()
     if readme:
         write_atomic(folder / "README.md", readme)
     text = io.StringIO()
