@@ -39,14 +39,13 @@ def _whole(minimum: int, maximum: int):
 
 
 def _check_out_not_input(args: argparse.Namespace, out: str | os.PathLike, **files: str | None) -> None:
-    """Refuse an ``--out`` that is an input of the command: ``files`` (option → path, e.g. the
-    checkpoint), the data folder, or inside a data set folder it reads."""
+    """Refuse an ``--out`` that is an input of the command (``files``: option → path, e.g. the
+    checkpoint; the data set folders) or lies in the data folder (cohorts, caches, checkpoints)."""
     from featureae_lite.data.paths import resolve_data_dir
 
-    folders = {"the data folder": resolve_data_dir(args.data)}
     for option in ("train_data", "test_data", "real_data", "checkpoints"):
-        folders[f"--{option.replace('_', '-')}"] = getattr(args, option, None)
-    check_not_an_input(out, {**files, **folders})
+        files[f"--{option.replace('_', '-')}"] = getattr(args, option, None)
+    check_not_an_input(out, files, {"the data folder": resolve_data_dir(args.data)})
 
 
 def _add_run_options(p: argparse.ArgumentParser, presets: bool = True) -> None:

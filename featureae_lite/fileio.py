@@ -139,16 +139,20 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
 
 
 def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None],
+                       folders: dict[str, str | os.PathLike | None] | None = None,
                        option: str = "--out") -> None:
-    """Refuse an output path that is one of the command's inputs or lies inside an input folder.
+    """Refuse an output path that is one of the command's inputs or lies inside a folder it manages.
 
     Parameters
     ----------
     out : path-like
         The output file or folder.
     inputs : dict
-        What each input is (e.g. ``"--checkpoint"``, ``"the data folder"``) → its path (None: not
-        given). Files must differ from ``out``; folders must neither be ``out`` nor hold it.
+        What each input is (e.g. ``"--checkpoint"``, ``"--real-data"``) → its path (None: not given):
+        ``out`` must not be any of them.
+    folders : dict, optional
+        Folders whose whole content the command reads or writes by its own names (the data folder:
+        cohorts, caches, checkpoints): ``out`` must not be one of them nor lie inside one.
     option : str
         The output option, named in the message.
 
@@ -158,16 +162,16 @@ def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLi
         ``out`` would replace an input or write into a folder the command reads.
     """
     target = resolve_path(out, option)
-    for what, path in inputs.items():
+    for what, path in {**inputs, **(folders or {})}.items():
         if not path:
             continue
         source = resolve_path(path, what)
-        if target == source and not source.is_dir():
-            raise ValueError(f"{option} {out}: is the file the command reads ({what}); it would be "
-                             "replaced, choose another file")
-        if source.is_dir() and target.is_relative_to(source):
-            where = "is" if target == source else "is inside"
-            raise ValueError(f"{option} {out}: {where} {what} {source}, which the command reads; "
+        if target == source:
+            kind = "folder" if source.is_dir() else "file"
+            raise ValueError(f"{option} {out}: is the {kind} the command reads ({what}); it would be "
+                             f"{'written into' if kind == 'folder' else 'replaced'}, choose another {kind}")
+        if what in (folders or {}) and target.is_relative_to(source):
+            raise ValueError(f"{option} {out}: is inside {what} {source}, which the command reads; "
                              "choose a path outside it")
 
 
