@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -59,6 +60,15 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     return path
 
 
+def is_symlink_loop(path: str | os.PathLike) -> bool:
+    """True if ``path`` (or a folder above it) is a symbolic link that loops."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
 def resolve_path(path: str | os.PathLike, option: str) -> Path:
     """``path`` made absolute with its symbolic links resolved.
 
@@ -68,11 +78,10 @@ def resolve_path(path: str | os.PathLike, option: str) -> Path:
         ``path`` (or a folder above it) is a symbolic link that loops; the message names ``option``.
     """
     path = Path(path).expanduser()
-    try:
-        return path.resolve()
-    except (RuntimeError, OSError) as err:  # Python < 3.13 raises RuntimeError on a loop
+    if is_symlink_loop(path):  # Path.resolve raises RuntimeError on it before Python 3.13, then not
         raise ValueError(f"{option} {path}: is a symbolic link that loops (it points back at itself); "
-                         "remove the link or give the real folder") from err
+                         "remove the link or give the real folder")
+    return path.resolve()
 
 
 def make_folder(folder: str | os.PathLike, option: str) -> Path:
@@ -88,7 +97,7 @@ def make_folder(folder: str | os.PathLike, option: str) -> Path:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option} {folder}: is a file, expected a folder")
     if folder.is_symlink() and not folder.exists():
-        resolve_path(folder, option)  # a loop
+        resolve_path(folder, option)  # raises for a loop
         raise ValueError(f"{option} {folder}: is a symbolic link to {os.readlink(folder)}, which does "
                          "not exist")
     try:

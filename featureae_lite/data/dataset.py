@@ -130,15 +130,15 @@ def _read_cache(path: Path, key: str) -> SliceData | None:
     try:
         stored = torch.load(path, weights_only=True)
         found = stored.pop("key", None)
-        if found != key:
-            warnings.warn(f"cache file {path} holds another split or data (key {found!r}, expected "
-                          f"{key!r}); rebuilding it", stacklevel=3)
-            return None
-        return SliceData(**stored)
+        data = SliceData(**stored) if found == key else None
     except Exception as err:  # truncated or foreign file: rebuild it
         warnings.warn(f"cache file {path} is unreadable ({type(err).__name__}: {err}); rebuilding it",
                       stacklevel=3)
         return None
+    if data is None:
+        warnings.warn(f"cache file {path} holds another split or data (key {found!r}, expected {key!r}); "
+                      "rebuilding it", stacklevel=3)
+    return data
 
 
 def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", *,

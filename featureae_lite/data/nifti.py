@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from featureae_lite.fileio import atomic_path
+from featureae_lite.fileio import atomic_path, is_symlink_loop
 
 
 def missing_file_error(path: Path) -> Exception:
@@ -17,9 +17,7 @@ def missing_file_error(path: Path) -> Exception:
     if not path.is_symlink():
         return FileNotFoundError(f"NIfTI file not found: {path}")
     target = os.readlink(path)
-    try:
-        path.resolve()
-    except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError on a loop
+    if is_symlink_loop(path):
         return ValueError(f"{path}: is a symbolic link that loops (to {target}); replace it by the "
                           "image file")
     return FileNotFoundError(f"{path}: is a symbolic link to {target}, which does not exist")
