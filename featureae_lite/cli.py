@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from featureae_lite.device import resolve_device
-from featureae_lite.fileio import check_output_dir, check_output_file, write_atomic
+from featureae_lite.fileio import check_not_an_input, check_output_dir, check_output_file, write_atomic
+
+MAX_SEED = 2**32 - 1  # numpy's legacy seeds and most tools stop here; torch takes 64 bits
+MAX_STEPS = 10_000_000  # a thousand times the references' budget
+MAX_COUNT = 10_000  # --points, --threads
 
 
-def _whole(minimum: int):
-    """An argparse type: a whole number ≥ ``minimum`` (argparse names the option in its error)."""
+def _whole(minimum: int, maximum: int):
+    """An argparse type: a whole number in [``minimum``, ``maximum``] (argparse names the option in
+    its error)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -22,9 +31,21 @@ def _whole(minimum: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be ≥ {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be ≤ {maximum}, got {value}")
         return value
-    parse.__name__ = f"whole number ≥ {minimum}"
+    parse.__name__ = f"whole number in [{minimum}, {maximum}]"
     return parse
+
+
+def _check_out_not_input(args: argparse.Namespace, out: str | os.PathLike, **files: str | None) -> None:
+    """Refuse an ``--out`` that is an input of the command (``files``: option → path, e.g. the
+    checkpoint; the data set folders) or lies in the data folder (cohorts, caches, checkpoints)."""
+    from featureae_lite.data.paths import resolve_data_dir
+
+    for option in ("train_data", "test_data", "real_data", "checkpoints"):
+        files[f"--{option.replace('_', '-')}"] = getattr(args, option, None)
+    check_not_an_input(out, files, {"the data folder": resolve_data_dir(args.data)})
 
 
 def _add_run_options(p: argparse.ArgumentParser, presets: bool = True) -> None:
@@ -80,7 +101,8 @@ def _preset_name(args: argparse.Namespace) -> str:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="small cohort, 64-px slices, few steps")
-    p.add_argument("--seed", type=_whole(0), default=0, help="seed of the cohort and the models (≥ 0)")
+    p.add_argument("--seed", type=_whole(0, MAX_SEED), default=0,
+                   help=f"seed of the cohort and the models (0 to {MAX_SEED})")
     p.add_argument("--data", default=None,
                    help="data folder (default: $FEATUREAE_LITE_DATA, else data/ in the repo)")
     p.add_argument("--contrast", "--modality", dest="contrast", choices=("t2", "t1", "flair"), default="t2",
@@ -100,6 +122,8 @@ def _add_variety(p: argparse.ArgumentParser) -> None:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from featureae_lite.data import synthesize_cohort
 
+    if args.quick and args.size not in (None, "quick"):
+        raise ValueError(f"--quick and --size {args.size} contradict each other; give one")
     size = args.size or ("quick" if args.quick else "default")
     if args.out and args.data and Path(args.out).resolve() != Path(args.data).resolve():
         raise ValueError(f"--out {args.out} and --data {args.data} name different folders; give one")
@@ -134,7 +158,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg).to_device(args.device)  # fails fast on bad input
     source = _source(args)
-    out = check_output_file(args.out or f"checkpoints/{args.method}.pt")  # before minutes of training
+    out = args.out or f"checkpoints/{args.method}.pt"
+    _check_out_not_input(args, out, **{"--weights": args.weights})
+    out = check_output_file(out)  # before minutes of training
     splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source,
                                 variety=args.variety)
     det.fit(splits["train"], splits["val"])
@@ -153,6 +179,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     det = load_detector(args.checkpoint).to_device(args.device)
     source = _source(args)
     if args.out:
+        _check_out_not_input(args, args.out, **{"--checkpoint": args.checkpoint})
         check_output_file(args.out)
     size = preset(name).image_size
     if det.config.image_size != size:
@@ -186,6 +213,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     methods = _methods(args.methods)
     name, source, overrides = _preset_name(args), _source(args), _backbone_options(args)
     resolve_device(args.device)
+    _check_out_not_input(args, args.out, **{"--weights": args.weights})
     check_output_dir(args.out)
     start = time.perf_counter()
     run_benchmark(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
@@ -217,6 +245,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     methods = _methods(args.methods)
     name, overrides = _preset_name(args), _backbone_options(args)
     resolve_device(args.device)
+    _check_out_not_input(args, args.out, **{"--weights": args.weights})
     check_output_dir(args.out)
     start = time.perf_counter()
     run_transfer(methods, args.real_data, args.out, real_layout=args.real_layout, modality=args.contrast,
@@ -235,6 +264,7 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     name, source = _preset_name(args), _source(args)
     overrides = {**({"schedule": args.schedule} if args.schedule else {}), **_backbone_options(args)}
     resolve_device(args.device)
+    _check_out_not_input(args, args.out, **{"--weights": args.weights})
     check_output_dir(args.out)
     start = time.perf_counter()
     learning_curves(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
@@ -247,14 +277,24 @@ def _cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from featureae_lite.notebooks import check_run, record_expected, run_notebooks, writable_expected_file
+    from featureae_lite.notebooks import (
+        check_run,
+        clear_run_folder,
+        record_expected,
+        run_notebooks,
+        writable_expected_file,
+    )
 
     start = time.perf_counter()
-    only = [o.strip() for o in args.only.split(",")] if args.only else None
+    only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only is not None else None
+    if only == []:
+        raise ValueError(f"--only {args.only!r} names no notebook (give prefixes such as 00,04)")
     if getattr(args, "record_expected", False):
         writable_expected_file()  # before the run: an installed package's copy is read-only
     if args.out:
+        _check_out_not_input(args, args.out)
         check_output_dir(args.out)
+        clear_run_folder(args.out, overwrite=getattr(args, "overwrite", False))
     if getattr(args, "html", None):
         check_output_dir(args.html, "--html")
     earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
@@ -365,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one method and save a checkpoint")
     p.add_argument("--method", required=True)
-    p.add_argument("--steps", type=_whole(1), default=None, help="training steps (default: the preset's)")
+    p.add_argument("--steps", type=_whole(1, MAX_STEPS), default=None,
+                   help="training steps (default: the preset's)")
     p.add_argument("--out", default=None, help="checkpoint path (default checkpoints/METHOD.pt)")
     _add_common(p)
     _add_variety(p)
@@ -421,9 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("curves", help="learning curves: pixel AP vs training steps and seconds")
     p.add_argument("--methods", default="ae_l1,fae", help="comma-separated methods (default ae_l1,fae)")
     p.add_argument("--out", required=True, help="folder for curves.json, curves.md and curves.png")
-    p.add_argument("--steps", type=_whole(1), default=None,
+    p.add_argument("--steps", type=_whole(1, MAX_STEPS), default=None,
                    help="train every method this long (default: preset)")
-    p.add_argument("--points", type=_whole(1), default=6, help="evaluations per method (default 6)")
+    p.add_argument("--points", type=_whole(1, MAX_COUNT), default=6,
+                   help="evaluations per method (default 6)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
                    help="override every method's learning-rate schedule")
     _add_common(p)
@@ -440,10 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store bands derived from this run (and the --from runs) as the expected figures")
     p.add_argument("--from", dest="record_from", default=None,
                    help="comma-separated earlier run folders to record from together with this run")
-    p.add_argument("--threads", type=_whole(1), default=None,
+    p.add_argument("--threads", type=_whole(1, MAX_COUNT), default=None,
                    help="torch threads of the notebook kernels (default: all cores)")
     p.add_argument("--html", default=None, metavar="DIR",
                    help="also render the executed notebooks as HTML pages with an index.html in DIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--out holds an earlier run: remove its files first (other files are refused)")
     _add_common(p)
     _add_run_options(p, presets=False)
     p.set_defaults(func=_cmd_notebooks)
@@ -482,6 +526,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the command's process as Ctrl-C raises KeyboardInterrupt (same cleanup)."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in this process; a forked worker (a
+    synth pool process) that inherited the handler dies of the signal as it would without it."""
+    pid = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     try:
@@ -489,16 +561,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # argparse: --help (0) or a usage error naming the option (2)
         return int(stop.code or 0)
     try:
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            return args.func(args)
     except (ValueError, OSError) as err:  # bad input or an unusable file: one line, exit 2
         if args.debug:
             raise
         print(f"featureae-lite {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"featureae-lite {args.command}: interrupted; finished files are complete, "
+    except KeyboardInterrupt as stop:  # Ctrl-C (exit 130) or SIGTERM (exit 143)
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"featureae-lite {args.command}: {how}; finished files are complete, "
               "unfinished ones were not written", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
 
 
 if __name__ == "__main__":

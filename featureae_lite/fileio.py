@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import tempfile
@@ -59,17 +60,46 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     return path
 
 
+def is_symlink_loop(path: str | os.PathLike) -> bool:
+    """True if ``path`` (or a folder above it) is a symbolic link that loops."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
+def resolve_path(path: str | os.PathLike, option: str) -> Path:
+    """``path`` made absolute with its symbolic links resolved.
+
+    Raises
+    ------
+    ValueError
+        ``path`` (or a folder above it) is a symbolic link that loops; the message names ``option``.
+    """
+    path = Path(path).expanduser()
+    if is_symlink_loop(path):  # Path.resolve raises RuntimeError on it before Python 3.13, then not
+        raise ValueError(f"{option} {path}: is a symbolic link that loops (it points back at itself); "
+                         "remove the link or give the real folder")
+    return path.resolve()
+
+
 def make_folder(folder: str | os.PathLike, option: str) -> Path:
     """Create ``folder`` (and its parents) if needed; returns it.
 
     Raises
     ------
     ValueError
-        ``folder`` is a file or cannot be created; the message names ``option`` (e.g. ``--out``).
+        ``folder`` is a file, a symbolic link that loops or points nowhere, or cannot be created; the
+        message names ``option`` (e.g. ``--out``).
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option} {folder}: is a file, expected a folder")
+    if folder.is_symlink() and not folder.exists():
+        resolve_path(folder, option)  # raises for a loop
+        raise ValueError(f"{option} {folder}: is a symbolic link to {os.readlink(folder)}, which does "
+                         "not exist")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -115,6 +145,43 @@ def check_output_dir(path: str | os.PathLike, option: str = "--out") -> Path:
     path = Path(path)
     _writable_folder(path, option)
     return path
+
+
+def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None],
+                       folders: dict[str, str | os.PathLike | None] | None = None,
+                       option: str = "--out") -> None:
+    """Refuse an output path that is one of the command's inputs or lies inside a folder it manages.
+
+    Parameters
+    ----------
+    out : path-like
+        The output file or folder.
+    inputs : dict
+        What each input is (e.g. ``"--checkpoint"``, ``"--real-data"``) → its path (None: not given):
+        ``out`` must not be any of them.
+    folders : dict, optional
+        Folders whose whole content the command reads or writes by its own names (the data folder:
+        cohorts, caches, checkpoints): ``out`` must not be one of them nor lie inside one.
+    option : str
+        The output option, named in the message.
+
+    Raises
+    ------
+    ValueError
+        ``out`` would replace an input or write into a folder the command reads.
+    """
+    target = resolve_path(out, option)
+    for what, path in {**inputs, **(folders or {})}.items():
+        if not path:
+            continue
+        source = resolve_path(path, what)
+        if target == source:
+            kind = "folder" if source.is_dir() else "file"
+            raise ValueError(f"{option} {out}: is the {kind} the command reads ({what}); it would be "
+                             f"{'written into' if kind == 'folder' else 'replaced'}, choose another {kind}")
+        if what in (folders or {}) and target.is_relative_to(source):
+            raise ValueError(f"{option} {out}: is inside {what} {source}, which the command reads; "
+                             "choose a path outside it")
 
 
 @contextmanager

@@ -140,6 +140,55 @@ def _headless_environment(threads: int | None = None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+# What a run writes into its folder (and Jupyter beside a notebook that is opened): the files that
+# clear_run_folder may remove
+RUN_FILES = ("index.md", "params.json", "times.json", "errors.json", "[0-9][0-9]_*.ipynb",
+             "[0-9][0-9]_*.json", ".[0-9][0-9]_*.partial.ipynb", ".*.tmp.*", ".ipynb_checkpoints")
+
+
+def clear_run_folder(folder: str | os.PathLike, overwrite: bool = False, option: str = "--out") -> Path:
+    """Make ``folder`` ready for a new run: it must be empty, or hold an earlier run that ``overwrite``
+    removes first, so that a run folder never mixes the notebooks of two runs.
+
+    Parameters
+    ----------
+    folder : path-like
+        The run folder (missing = empty).
+    overwrite : bool
+        Remove the files of an earlier run (:data:`RUN_FILES`); any other file is still refused.
+    option : str
+        Named in the messages.
+
+    Raises
+    ------
+    ValueError
+        The folder holds an earlier run and ``overwrite`` is False, or holds files no run writes.
+    """
+    import shutil
+    from fnmatch import fnmatchcase
+
+    folder = Path(folder)
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    if not entries:
+        return folder
+    ours = [p for p in entries if any(fnmatchcase(p.name, pattern) for pattern in RUN_FILES)]
+    others = [p.name for p in entries if p not in ours]
+    if others:
+        raise ValueError(f"{option} {folder}: holds files that are not a notebook run "
+                         f"({', '.join(others[:3])}{', …' if len(others) > 3 else ''}); "
+                         "choose an empty folder")
+    if not overwrite:
+        raise ValueError(f"{option} {folder}: holds an earlier run ({', '.join(p.name for p in ours[:3])}"
+                         f"{', …' if len(ours) > 3 else ''}); choose an empty folder or pass --overwrite "
+                         "to remove that run first")
+    for path in ours:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return folder
+
+
 def run_notebooks(
     quick: bool = False,
     out: str | os.PathLike | None = None,

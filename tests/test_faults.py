@@ -47,12 +47,38 @@ def _checkpoint(tmp: Path, edit=None, name: str = "ae.pt") -> Path:
 
 
 def _set(key, value):
+    try:
+        value = json.loads(value)  # numbers as numbers
+    except ValueError:
+        pass
+
     def edit(ckpt):
         if key == "method":
             ckpt["method"] = value
         else:
             ckpt["config"][key] = value
     return edit
+
+
+def _nan_weights(ckpt):
+    first = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][first][...] = float("nan")
+
+
+def _earlier_run(tmp: Path) -> Path:
+    """The folder of an interrupted run: notebooks, a partial one and params, but no index.md."""
+    run = tmp / "run"
+    run.mkdir()
+    for name in ("params.json", "00_mri_data_and_anomalies.json", "00_mri_data_and_anomalies.ipynb",
+                 ".01_l1_residual_autoencoder.partial.ipynb"):
+        (run / name).write_text("{}")
+    return run
+
+
+def _loop(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(path.name)
+    return path
 
 
 CLI_FAULTS = [
@@ -100,6 +126,40 @@ CLI_FAULTS = [
      "config option steps must be int, got 'many'"),
     ("checkpoint with a rejected value", ["evaluate", "--checkpoint", "{ckpt:score=median}"],
      "score must be 'top10_mean' or 'max', got 'median'"),
+    # issue 29
+    ("notebooks --only ,", ["notebooks", "--quick", "--only", ","], "--only ',' names no notebook"),
+    ("evaluate --out is the checkpoint",
+     ["evaluate", "--checkpoint", "{ckpt}", "--quick", "--out", "{tmp}/ae.pt"],
+     "--out {tmp}/ae.pt: is the file the command reads (--checkpoint); it would be replaced"),
+    ("evaluate --out in the data folder",
+     ["evaluate", "--checkpoint", "{ckpt}", "--quick", "--out", "{data}/m.json"],
+     "is inside the data folder {data}, which the command reads; choose a path outside it"),
+    ("curves --out is --train-data",
+     ["curves", "--quick", "--train-data", "{tmp}", "--train-layout", "synthetic", "--out", "{tmp}"],
+     "--out {tmp}: is the folder the command reads (--train-data); it would be written into"),
+    ("benchmark --out is the data folder", ["benchmark", "--quick", "--methods", "ae_l1", "--out", "{data}"],
+     "--out {data}: is the folder the command reads (the data folder)"),
+    ("synth --quick --size default", ["synth", "--quick", "--size", "default", "--out", "{tmp}/d"],
+     "--quick and --size default contradict each other; give one"),
+    ("train --steps huge", ["train", "--method", "ae_l1", "--quick", "--steps", "99999999999999999999"],
+     "argument --steps: must be ≤ 10000000, got 99999999999999999999"),
+    ("synth --seed huge", ["synth", "--size", "tiny", "--seed", "99999999999999999999", "--out", "{tmp}/d"],
+     "argument --seed: must be ≤ 4294967295, got 99999999999999999999"),
+    ("curves --points huge", ["curves", "--quick", "--points", "10000000", "--out", "{tmp}/c"],
+     "argument --points: must be ≤ 10000"),
+    ("synth --data a symlink loop", ["synth", "--size", "tiny", "--data", "{loop}"],
+     "--data {tmp}/loop: is a symbolic link that loops"),
+    ("checkpoint with a huge image size", ["evaluate", "--checkpoint", "{ckpt:image_size=1000000}"],
+     "config option image_size must be between 8 and 1024, got 1000000"),
+    ("checkpoint with NaN weights", ["evaluate", "--checkpoint", "{ckpt:nan}", "--quick"],
+     "ae.pt holds non-finite weights (NaN or infinite)"),
+    ("notebooks --out an earlier run", ["notebooks", "--quick", "--only", "00", "--out", "{run}"],
+     "--out {tmp}/run: holds an earlier run (.01_l1_residual_autoencoder.partial.ipynb, "
+     "00_mri_data_and_anomalies.ipynb, 00_mri_data_and_anomalies.json, …); choose an empty folder or "
+     "pass --overwrite to remove that run first"),
+    ("notebooks --overwrite a folder of other files",
+     ["notebooks", "--quick", "--only", "00", "--out", "{tmp}", "--overwrite"],
+     "--out {tmp}: holds files that are not a notebook run (keep.txt); choose an empty folder"),
 ]
 
 
@@ -113,16 +173,20 @@ def test_cli_fault_gets_one_line_and_exit_2(argv, message, tmp_path, monkeypatch
 
     def fill(arg: str) -> str:
         if arg.startswith("{ckpt"):
-            edit = _set(*arg[6:-1].split("=")) if ":" in arg else None
+            edit = _set(*arg[6:-1].split("=")) if "=" in arg else _nan_weights if ":" in arg else None
             return str(_checkpoint(work, edit))
-        return arg.replace("{tmp}", str(work))
+        if arg == "{run}":
+            return str(_earlier_run(work))
+        if arg == "{loop}":
+            return str(_loop(work / "loop"))
+        return arg.replace("{tmp}", str(work)).replace("{data}", str(data))
 
     argv = [fill(a) for a in argv]
     before = _files(work)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(err)
-    assert message.replace("{tmp}", str(work)) in err[-1], err[-1]
+    assert message.replace("{tmp}", str(work)).replace("{data}", str(data)) in err[-1], err[-1]
     assert _files(work) == before, "a bad input changed the user's files"
     assert not data.exists() or not any(data.iterdir()), "work started before the input was checked"
 
@@ -194,6 +258,21 @@ DATA_FAULTS = [
     ("data folder is a file", lambda t: synthesize_cohort(_file(t / "f"), size="tiny"), ValueError,
      "data folder .*f: is a file, expected a folder"),
     ("unknown backbone", lambda t: create_detector("fae", backbone="vgg99"), ValueError, "vgg99"),
+    ("config out of bounds", lambda t: create_detector("ae_l1", widths=(16, 10**9)), ValueError,
+     r"ae_l1: config option widths must be between 0 and 65536, got \(16, 1000000000\)"),
+    ("negative label",
+     lambda t: load_mask(write_nifti(t / "neg.nii.gz", np.full((4, 4, 4), -1.0)), labels=True), ValueError,
+     r"neg.nii.gz: label map has negative labels \[-1.\]; expected 0 \(background\)"),
+    ("constant image", lambda t: load_split(t, "train", cohort=_brats(t, image=np.full((20, 24, 16), 5.0)),
+                                            layout="brats", image_size=16, slice_range=(0, 16),
+                                            progress=False),
+     ValueError, r"case1_t2.nii.gz: the image is 5 everywhere \(a constant image"),
+    ("symlink-loop NIfTI", lambda t: load_volume(_loop(t / "loop.nii.gz")), ValueError,
+     "loop.nii.gz: is a symbolic link that loops"),
+    ("symlink-loop image in a data set",
+     lambda t: load_split(t, "test", cohort=_looped_image(_brats(t)), layout="brats", image_size=16,
+                          slice_range=(0, 16), progress=False),
+     ValueError, "case1_t2.nii.gz: is a symbolic link that loops"),
     ("config of the wrong type", lambda t: create_detector("fae", steps=1.5), ValueError,
      "fae: config option steps must be int, got 1.5"),
     ("wrong image size", lambda t: create_detector("ae_l1", image_size=64).predict(torch.zeros(2, 1, 32, 32)),
@@ -201,6 +280,13 @@ DATA_FAULTS = [
     ("checkpoint of another method", lambda t: load_detector(_checkpoint(t), expect={"method": "fae"}),
      ValueError, r"ae.pt does not match \(found, wanted\): \{'method': \('ae_l1', 'fae'\)\}"),
 ]
+
+
+def _looped_image(root: Path) -> Path:
+    image = root / "case1" / "case1_t2.nii.gz"
+    image.unlink()
+    _loop(image)
+    return root
 
 
 def _junk(path: Path) -> Path:
@@ -339,3 +425,114 @@ def test_two_synth_runs_into_one_folder_serialise_and_data_option_is_honoured(tm
         assert np.isfinite(nib.load(path).get_fdata()).all()
     assert not elsewhere.exists() or not any(elsewhere.iterdir()), "--data was ignored"
     assert json.dumps(sorted(p.name for p in folder.rglob(".*"))) == "[]"
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 29: caches, read-only data folders, earlier runs, overwrites and SIGTERM.
+
+def test_cache_of_another_split_copied_over_the_test_cache_is_rebuilt(tmp_path):
+    kw = dict(cohort=_brats(tmp_path), layout="brats", image_size=16, slice_range=(0, 16), progress=False)
+    load_split(tmp_path, "train", **kw)
+    load_split(tmp_path, "test", **kw)
+    (train_file,), (test_file,) = ((tmp_path / "cache").glob(f"{s}_*.pt") for s in ("train", "test"))
+    test_file.write_bytes(train_file.read_bytes())  # same slices, another split's file
+    with pytest.warns(UserWarning, match=f"cache file {test_file} holds another split or data"):
+        load_split(tmp_path, "test", **kw)
+    assert torch.load(test_file, weights_only=True)["key"] == test_file.stem.split("_", 1)[1]  # rewritten
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_split(tmp_path, "test", **kw)
+
+
+def test_read_only_cache_folder_gets_one_line_saying_what_to_do(tmp_path, monkeypatch, capsys):
+    import errno
+    from contextlib import contextmanager
+
+    import featureae_lite.data.dataset as dataset
+
+    @contextmanager
+    def read_only(path):  # as on a read-only mount, where even root cannot write
+        raise OSError(errno.EROFS, "Read-only file system", str(path) + ".lock")
+        yield
+
+    monkeypatch.setattr(dataset, "writer_lock", read_only)
+    root = _brats(tmp_path)
+    with pytest.raises(ValueError, match=f"cache folder {tmp_path / 'cache'} is not writable "
+                                         r"\(Read-only file system\).*give a writable one with --data"):
+        load_split(tmp_path, "test", cohort=root, layout="brats", image_size=16, slice_range=(0, 16),
+                   progress=False)
+
+
+def test_notebooks_overwrite_clears_only_an_earlier_run(tmp_path):
+    from featureae_lite.notebooks import clear_run_folder
+
+    run = _earlier_run(tmp_path)
+    (run / ".ipynb_checkpoints").mkdir()
+    with pytest.raises(ValueError, match="holds an earlier run"):
+        clear_run_folder(run)
+    assert clear_run_folder(run, overwrite=True) == run and not any(run.iterdir())
+    assert clear_run_folder(tmp_path / "new") == tmp_path / "new"  # a missing folder is empty
+
+
+def test_synth_overwrite_builds_beside_the_old_cohort_and_swaps_it_in(tmp_path, monkeypatch):
+    import featureae_lite.data.anatomy
+    import featureae_lite.data.anomalies
+    import featureae_lite.data.cohort as cohort
+    import featureae_lite.data.synth
+
+    for module, name in ((featureae_lite.data.anatomy, "load_anatomy"), (featureae_lite.data.synth,
+                         "template_texture"), (featureae_lite.data.anomalies, "template_maps")):
+        monkeypatch.setattr(module, name, lambda: None)
+    seen = []
+
+    def fake_subject(job):  # a placeholder for each file; notes where it was written
+        row, folder = job
+        seen.append(Path(folder))
+        for path in cohort.subject_files(Path(folder), row["subject_id"], row["contrast"]).values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"new")
+        return row["subject_id"]
+
+    monkeypatch.setattr(cohort, "_write_subject", fake_subject)
+    folder = synthesize_cohort(tmp_path, size="tiny", n_jobs=1, progress=False)
+    assert seen[0] == folder and is_complete(folder)
+    (folder / "sub-0001" / "sub-0001_t2.nii.gz").write_bytes(b"old")
+    seen.clear()
+    assert synthesize_cohort(tmp_path, size="tiny", n_jobs=1, progress=False, overwrite=True) == folder
+    assert seen[0].name.startswith(f".{folder.name}.new-")  # written beside the old cohort
+    assert (folder / "sub-0001" / "sub-0001_t2.nii.gz").read_bytes() == b"new" and is_complete(folder)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_sigterm_during_synth_overwrite_keeps_the_complete_cohort(tmp_path):
+    from featureae_lite.data.cohort import plan
+    from featureae_lite.data.layouts import subject_files
+
+    folder = cohort_dir(tmp_path, "tiny", 0, "t2")  # a complete cohort (placeholder files)
+    rows = plan("tiny", 0, "t2")
+    for row in rows:
+        for path in subject_files(folder, row["subject_id"], "t2").values():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"the good cohort")
+    (folder / "manifest.csv").write_text(",".join(rows[0]) + "\n"
+                                         + "".join(",".join(map(str, r.values())) + "\n" for r in rows))
+    assert is_complete(folder)
+    before = _files(folder)
+    env = {**os.environ, "FEATUREAE_LITE_DATA": str(tmp_path)}
+    script = _HANG.format(module="nibabel", name="save") + (
+        "from featureae_lite.cli import main\nsys.exit(main(['synth', '--size', 'tiny', '--overwrite']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("WRITING"), f"the subprocess never wrote: {line!r}"
+        assert f".{folder.name}.new-" in line  # the new cohort is written beside the old one
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert err.strip().splitlines()[-1].endswith("synth: terminated (SIGTERM); finished files are complete, "
+                                                 "unfinished ones were not written")
+    assert _files(folder) == before, "the complete cohort was touched"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing half-built left

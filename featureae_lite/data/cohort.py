@@ -25,6 +25,7 @@ import io
 import multiprocessing as mp
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,8 @@ def synthesize_cohort(data_dir: str | os.PathLike | None = None, *, size: str = 
     n_jobs : int
         Worker processes.
     overwrite : bool
-        Remove an existing cohort folder first.
+        Replace an existing cohort: the new one is written beside it (a hidden folder) and swapped
+        in only when complete, so an interrupted overwrite keeps the old cohort.
     variety : str
         Training-subject variety: ``"standard"`` (default) or a wide one (see the module docstring).
 
@@ -162,24 +164,34 @@ def _write_cohort(rows: list[dict], folder: Path, size: str, n_jobs: int, progre
     from featureae_lite.data.synth import template_texture
 
     check_output_dir(folder.parent, "data folder")
-    if overwrite and folder.exists():
-        shutil.rmtree(folder)
+    for stale in folder.parent.glob(f".{folder.name}.*-*"):  # left by an overwrite that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    if overwrite and folder.exists():  # built beside the old cohort, which is replaced once complete
+        tag = uuid.uuid4().hex[:8]
+        new, old = (folder.with_name(f".{folder.name}.{kind}-{tag}") for kind in ("new", "old"))
+        try:
+            _write_cohort(rows, new, size, n_jobs, progress, False, readme)
+            os.replace(folder, old)
+            os.replace(new, folder)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.csv").unlink(missing_ok=True)  # written last: marks a complete cohort
     for stale in folder.glob("*/.*.tmp.*"):  # left by a writer that was killed mid-file
         stale.unlink()
     load_anatomy(), template_texture(), template_maps()  # computed once, shared with forked workers
     jobs = [(r, str(folder)) for r in rows]
-    bar = tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress)
-    if n_jobs > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(n_jobs) as pool:
-            for _ in pool.imap_unordered(_write_subject, jobs):
+    with tqdm(total=len(jobs), desc=f"synthesising {size} cohort", disable=not progress) as bar:
+        if n_jobs > 1 and "fork" in mp.get_all_start_methods():  # closed also when interrupted
+            with mp.get_context("fork").Pool(n_jobs) as pool:
+                for _ in pool.imap_unordered(_write_subject, jobs):
+                    bar.update()
+        else:
+            for job in jobs:
+                _write_subject(job)
                 bar.update()
-    else:
-        for job in jobs:
-            _write_subject(job)
-            bar.update()
-    bar.close()
     if readme:
         write_atomic(folder / "README.md", readme)
     text = io.StringIO()

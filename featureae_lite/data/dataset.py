@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from featureae_lite.data.layouts import SubjectRecord, discover_subjects
-from featureae_lite.data.nifti import load_mask, load_volume
-from featureae_lite.data.paths import cache_dir
+from featureae_lite.data.nifti import load_mask, load_volume, missing_file_error
+from featureae_lite.data.paths import cache_dir, unwritable_cache
 from featureae_lite.data.preprocess import preprocess_volume
 from featureae_lite.fileio import atomic_path, writer_lock
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the file holds its key, so a copied or foreign file is never read
 
 
 @dataclass
@@ -88,14 +88,18 @@ def load_subject_slices(rec: SubjectRecord, **kwargs) -> tuple[np.ndarray, np.nd
     Raises
     ------
     ValueError
-        A file is unreadable or inconsistent, or preprocessing fails (e.g. an empty brain, fewer
-        slices than the slice range); the message names the subject's image file.
+        A file is unreadable or inconsistent, the image is constant (0 or any other value, without a
+        brain mask), or preprocessing fails (e.g. an empty brain, fewer slices than the slice
+        range); the message names the subject's image file.
     """
     image, _ = load_volume(rec.image_path)
     mask = load_mask(rec.mask_path, image.shape, labels=rec.label_map) if rec.mask_path else None
     brain = load_mask(rec.brain_mask_path, image.shape) if rec.brain_mask_path else None
     if brain is None and not (image > 0).any():
         raise ValueError(f"{rec.image_path}: the image is 0 everywhere (no brain voxel)")
+    if brain is None and image.min() == image.max():
+        raise ValueError(f"{rec.image_path}: the image is {image.flat[0]:g} everywhere (a constant image "
+                         "has no anatomy and no background)")
     try:
         return preprocess_volume(image, mask, brain, **kwargs)
     except ValueError as err:
@@ -106,6 +110,8 @@ def content_stamp(path: Path | None) -> str:
     """SHA-1 of a file's bytes (``""`` for None): a cache key that sees every change of content."""
     if path is None:
         return ""
+    if not path.is_file():
+        raise missing_file_error(path)
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha1").hexdigest()
 
@@ -118,14 +124,21 @@ def _cache_key(records: list[SubjectRecord], args: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _read_cache(path: Path) -> SliceData | None:
-    """The cached split at ``path``, or None (with a warning) if the file is unreadable."""
+def _read_cache(path: Path, key: str) -> SliceData | None:
+    """The cached split at ``path``, or None (with a warning) if the file is unreadable or was written
+    for another key (another split, data or settings: e.g. a cache file copied over this name)."""
     try:
-        return SliceData(**torch.load(path, weights_only=True))
+        stored = torch.load(path, weights_only=True)
+        found = stored.pop("key", None)
+        data = SliceData(**stored) if found == key else None
     except Exception as err:  # truncated or foreign file: rebuild it
         warnings.warn(f"cache file {path} is unreadable ({type(err).__name__}: {err}); rebuilding it",
                       stacklevel=3)
         return None
+    if data is None:
+        warnings.warn(f"cache file {path} holds another split or data (key {found!r}, expected {key!r}); "
+                      "rebuilding it", stacklevel=3)
+    return data
 
 
 def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", *,
@@ -172,17 +185,23 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
         records = [r for r in records if r.subject_id in set(subjects)]
     args = {"image_size": image_size, "slice_range": list(slice_range), "slice_step": slice_step,
             "equalize": equalize, "layout": layout, "split": split}
-    path = cache_dir(data_dir) / f"{split}_{_cache_key(records, args)}.pt"
     if not cache:
         return _preprocess(records, split, slice_range, slice_step, image_size, equalize, progress)
-    if path.is_file() and (data := _read_cache(path)) is not None:
+    key = _cache_key(records, args)
+    path = cache_dir(data_dir) / f"{split}_{key}.pt"
+    if path.is_file() and (data := _read_cache(path, key)) is not None:
         return data
-    with writer_lock(path):  # a second process waits, then reads what the first one wrote
-        if path.is_file() and (data := _read_cache(path)) is not None:
-            return data
-        data = _preprocess(records, split, slice_range, slice_step, image_size, equalize, progress)
-        with atomic_path(path) as tmp:
-            torch.save(data.__dict__, tmp)
+    try:
+        with writer_lock(path):  # a second process waits, then reads what the first one wrote
+            if path.is_file() and (data := _read_cache(path, key)) is not None:
+                return data
+            data = _preprocess(records, split, slice_range, slice_step, image_size, equalize, progress)
+            with atomic_path(path) as tmp:
+                torch.save({"key": key, **data.__dict__}, tmp)
+    except OSError as err:
+        if err.filename and Path(err.filename).parent == path.parent:  # the cache, not an input
+            raise unwritable_cache(path.parent, err) from err
+        raise
     return data
 
 

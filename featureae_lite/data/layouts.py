@@ -81,7 +81,7 @@ def _matches(name: str, pattern: str) -> bool:
 
 def _first(folder: Path, patterns: tuple[str, ...], modality: str,
            exclude: tuple[str, ...] = ()) -> Path | None:
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.is_file() or p.is_symlink())  # bad links: reported
     for pat in patterns:
         pat = pat.format(m=modality, M=modality.upper())
         hits = [p for p in files if _matches(p.name, pat)

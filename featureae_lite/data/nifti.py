@@ -8,7 +8,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from featureae_lite.fileio import atomic_path
+from featureae_lite.fileio import atomic_path, is_symlink_loop
+
+
+def missing_file_error(path: Path) -> Exception:
+    """The error for a NIfTI path that is not a readable file: a symbolic link that loops
+    (ValueError), one to nothing, or no file at all (FileNotFoundError)."""
+    if not path.is_symlink():
+        return FileNotFoundError(f"NIfTI file not found: {path}")
+    target = os.readlink(path)
+    if is_symlink_loop(path):
+        return ValueError(f"{path}: is a symbolic link that loops (to {target}); replace it by the "
+                          "image file")
+    return FileNotFoundError(f"{path}: is a symbolic link to {target}, which does not exist")
 
 
 def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -27,13 +39,14 @@ def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     FileNotFoundError
-        The file does not exist.
+        The file does not exist (or is a symbolic link to nothing).
     ValueError
-        The file is not a readable NIfTI, is not 3-D, or contains NaN / infinite values.
+        The file is a symbolic link that loops, is not a readable NIfTI, is not 3-D, or contains
+        NaN / infinite values.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"NIfTI file not found: {path}")
+        raise missing_file_error(path)
     try:
         img = nib.load(str(path))
         data = np.asarray(img.dataobj, dtype=np.float32)
@@ -59,8 +72,8 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None,
     shape : tuple, optional
         Required shape (the image's); a mismatch raises ValueError.
     labels : bool
-        Accept integer label maps (e.g. BraTS 1/2/4) and binarise them (> 0). Otherwise the mask
-        must contain only 0 and 1.
+        Accept integer label maps (e.g. BraTS 1/2/4) and binarise them (> 0); a negative label is an
+        error (it would silently count as background). Otherwise the mask must contain only 0 and 1.
     """
     data, _ = load_volume(path)
     if shape is not None and data.shape != tuple(shape):
@@ -69,6 +82,9 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None,
     if labels:
         if not np.allclose(values, np.round(values)):
             raise ValueError(f"{path}: label map has non-integer values {values[:5]}")
+        if values[0] < 0:
+            raise ValueError(f"{path}: label map has negative labels {values[values < 0][:5]}; expected "
+                             "0 (background) and positive lesion labels")
     elif not np.isin(values, (0, 1)).all():
         raise ValueError(f"{path}: mask is not binary (values {values[:6]}…); expected only 0 and 1")
     return data > 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from featureae_lite.fileio import make_folder
+from featureae_lite.fileio import make_folder, resolve_path
 
 ENV_VAR = "FEATUREAE_LITE_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     Raises
     ------
     ValueError
-        The path is a file or the folder cannot be created.
+        The path is a file, a symbolic link that loops, or the folder cannot be created.
     """
     if data_dir is not None and str(data_dir) != "":
         path = Path(data_dir)
@@ -51,11 +51,28 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
         path = REPO_ROOT / "data"
     else:
         path = Path.home() / "featureae_lite_data"
-    return make_folder(path.expanduser().resolve(), "data folder")
+    return make_folder(resolve_path(path, "data folder"), "data folder")
 
 
 def cache_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Folder for preprocessed slice caches, ``<data_dir>/cache``."""
+    """Folder for preprocessed slice caches, ``<data_dir>/cache``.
+
+    Raises
+    ------
+    ValueError
+        The folder cannot be created (e.g. a read-only data folder); see :func:`unwritable_cache`.
+    """
     path = resolve_data_dir(data_dir) / "cache"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise unwritable_cache(path, err) from err
     return path
+
+
+def unwritable_cache(folder: Path, err: OSError) -> ValueError:
+    """The error for a cache folder that cannot be written, saying how to go on."""
+    return ValueError(f"cache folder {folder} is not writable ({err.strerror}): preprocessed slices are "
+                      f"cached in the data folder; give a writable one with --data or ${ENV_VAR} (a "
+                      "read-only cohort can still be read with --train-data/--test-data DIR "
+                      "--train-layout synthetic --test-layout synthetic)")

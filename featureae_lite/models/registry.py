@@ -7,6 +7,7 @@ Importing this module imports every method module, which registers itself with
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,27 @@ def _accepts(default: Any, value: Any) -> bool:
     return isinstance(value, type(default))
 
 
+# Sane bounds of whole-number config options (a checkpoint edited to image_size 1e6 would otherwise
+# ask for terabytes); any other whole number, also inside a tuple (widths), lies in [0, MAX_SIZE].
+INT_BOUNDS = {"image_size": (8, 1024), "steps": (0, 10_000_000), "batch_size": (1, 65_536)}
+MAX_SIZE = 65_536
+
+
+def _out_of_bounds(key: str, value: Any) -> str | None:
+    """What is wrong with the value of option ``key`` (None: within bounds)."""
+    if key == "seed":
+        return None
+    values = value if isinstance(value, (tuple, list)) else [value]
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"must be finite, got {value!r}"
+        if isinstance(v, int) and not isinstance(v, bool):
+            lo, hi = INT_BOUNDS.get(key, (0, MAX_SIZE))
+            if not lo <= v <= hi:
+                return f"must be between {lo} and {hi}, got {value!r}"
+    return None
+
+
 def build_config(config_class: type[DetectorConfig], values: dict[str, Any], source: str) -> DetectorConfig:
     """A config from a dict, checking option names and value types first.
 
@@ -83,7 +105,8 @@ def build_config(config_class: type[DetectorConfig], values: dict[str, Any], sou
     Raises
     ------
     ValueError
-        An unknown option, or a value of the wrong type (e.g. ``steps="many"``).
+        An unknown option, a value of the wrong type (e.g. ``steps="many"``), or one out of bounds
+        (:data:`INT_BOUNDS`, non-finite floats).
     """
     defaults = config_class()
     fields = [f.name for f in dataclasses.fields(config_class)]
@@ -96,6 +119,8 @@ def build_config(config_class: type[DetectorConfig], values: dict[str, Any], sou
             sequence = default is None or isinstance(default, tuple)
             kind = "a tuple or None" if sequence else type(default).__name__
             raise ValueError(f"{source}: config option {key} must be {kind}, got {value!r}")
+        if problem := _out_of_bounds(key, value):
+            raise ValueError(f"{source}: config option {key} {problem}")
     return config_class(**values)
 
 
@@ -146,6 +171,11 @@ def load_detector(path: str | os.PathLike, expect: dict[str, Any] | None = None)
         det.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
         raise ValueError(f"checkpoint {path} does not fit {ckpt['method']}: {err}") from err
+    bad = [k for k, v in ckpt["state_dict"].items()
+           if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"checkpoint {path} holds non-finite weights (NaN or infinite) in {len(bad)} "
+                         f"tensor(s), e.g. {bad[0]}; train the model again")
     det.history = ckpt.get("history", det.history)
     det.eval()
     return det
