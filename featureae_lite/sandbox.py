@@ -393,6 +393,8 @@ def _pids_cgroup(size: int, warnings: list[str]) -> Path | None:
 
 def _remove_cgroup(group: Path, warnings: list[str]) -> None:
     for _ in range(50):
+        if not group.exists():  # removed by the wrapper itself (see _leave_cgroup)
+            return
         try:
             pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
         except OSError:
@@ -535,6 +537,18 @@ def _kill_descendants() -> None:
     _reap()
 
 
+def _leave_cgroup(group: str | None) -> None:
+    """Move this (last) process of the pids cgroup ``group`` to its parent and remove the group, so that
+    it is gone even when the caller was killed (best effort; the caller removes it otherwise)."""
+    if not group:
+        return
+    try:
+        Path(group).parent.joinpath("cgroup.procs").write_text(str(os.getpid()))
+        Path(group).rmdir()
+    except OSError:
+        pass
+
+
 def _wrapper_main(argv: list[str]) -> int:
     """``sandbox.py SPEC -- CMD…``: limit, run CMD, clean up; exit with CMD's status (128 + signal)."""
     spec, cmd = json.loads(argv[0]), argv[2:]
@@ -557,6 +571,7 @@ def _wrapper_main(argv: list[str]) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _kill_descendants()
+        _leave_cgroup(spec.get("cgroup"))
     return 128 - code if code < 0 else code
 
 
