@@ -1,6 +1,9 @@
 # Two commands from a clean clone (see README):
 #   make run   -> create .venv, install (packages and the real held-out set), run the main job
 #   make test  -> create .venv, install, run the whole test suite
+# The autograder (featureae-lite assignments grade) isolates submissions with bubblewrap, a system
+# package pip cannot install: apt-get install bubblewrap (Debian/Ubuntu; .ci/run does it as root).
+# Without it grading refuses unless --no-isolation, and the isolation tests skip.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin

@@ -7,33 +7,41 @@
   functions) and puts them into the course notebook; nothing else of the submission is used. The
   checkers run in the grader's own process on fresh random cases and call the learner's functions in
   a worker contained by :class:`featureae_lite.sandbox.Sandbox` (own temporary folder and home, a
-  scrubbed environment, time, memory, file-size and process limits; see
-  :mod:`featureae_lite.remote`), so a submission that edits a check cell, prints "passed" or patches
-  ``fl.exercises`` gains nothing. Each exercise is reported as passed / failed / not attempted with
+  scrubbed environment, time, memory, file-size and process limits, and — unless ``isolation`` is
+  off — namespaces where only that folder and the Python installation exist and no other process is
+  visible; see :mod:`featureae_lite.remote`), so a submission that edits a check cell, prints
+  "passed" or patches ``fl.exercises`` gains nothing, and one that deletes or reads the teacher's
+  files or kills the grader cannot. Each exercise is reported as passed / failed / not attempted with
   the checker's message. Optionally (``run_notebook``) the assembled notebook is also executed with
   papermill (QUICK) and its errors reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from featureae_lite.exercises import EXERCISES
-from featureae_lite.fileio import write_atomic
+from featureae_lite.fileio import check_output_file, write_atomic
 from featureae_lite.notebooks import list_notebooks
 from featureae_lite.remote import defined_functions
-from featureae_lite.sandbox import Limits, Outcome, Sandbox
+from featureae_lite.sandbox import Limits, Outcome, Sandbox, isolation_problem
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 GRACE = 30  # seconds a notebook gets beyond its time limit to start and stop its kernel
+UNISOLATED = ("graded without isolation (--no-isolation): the submission ran as your own user and could "
+              "read, change and kill whatever you can")
 
 
 def _read(path: str | os.PathLike):
@@ -200,6 +208,8 @@ def _explain(output: dict, time_limit: float, limits: Limits) -> tuple[str, bool
     trace = "\n".join(output.get("traceback", []))
     if ename == "KeyboardInterrupt":  # papermill interrupts a cell that runs past the time limit
         return f"exceeded the time limit of {time_limit:.0f} s (interrupted)", False
+    if ename == "SubmissionExit":  # os._exit in the learner's code, refused by the worker
+        return evalue, False
     if ename == "MemoryError":
         return f"MemoryError: the memory limit of {limits.memory_mb} MB was reached", True
     if "[Errno 27]" in evalue or "File too large" in evalue:
@@ -315,12 +325,13 @@ def _judge(box: Sandbox, name: str, cells: list[str], solutions: dict[str, str],
     Returns the exercise's result (status, message), error messages of the solution cells, and
     ``"resource limit"`` / ``"timed out"`` when the worker met one (else None).
     """
-    from featureae_lite.exercises import feedback
+    from featureae_lite.exercises import EXERCISES, feedback
     from featureae_lite.remote import RemoteSession, WorkerGone
 
     if name not in solutions:
         return {"status": "failed", "message": f"no cell of the submission defines {name}()."}, [], None
-    session = RemoteSession(box, cells, limits, call_timeout=check_time_limit)
+    session = RemoteSession(box, cells, limits, call_timeout=check_time_limit,
+                            forbidden=EXERCISES[name].forbidden)
     errors, problem = [], None
     try:
         with session:
@@ -337,24 +348,42 @@ def _judge(box: Sandbox, name: str, cells: list[str], solutions: dict[str, str],
                 fb = feedback(name, session.function(name), seed=secrets.randbits(63), source=solutions[name])
                 result = {"status": fb.status, "message": fb.message}
     except WorkerGone:
-        result = {"status": "failed", "message": "your solution cells did not finish running."}
+        reason = session.exit_reason()
+        result = {"status": "failed",
+                  "message": f"{reason}." if reason else "your solution cells did not finish running."}
+    if session.forbidden_calls:  # called at run time, however the solution reached it
+        result = {"status": "failed", "message": f"your solution calls {session.forbidden_calls[0]} (seen "
+                  "when it ran), the function this exercise asks you to write. Hint: write the "
+                  "computation yourself with numpy/torch operations."}
     outcome = session.outcome
     warnings += [w for w in (outcome.warnings if outcome else []) if w not in warnings]
     if outcome is not None and outcome.timed_out:
         errors.append(f"the solution cells ran past the time limit of {limits.wall_seconds:.0f} s while "
                       f"checking {name}() and were stopped")
         problem = problem or "timed out"
-    elif outcome is not None and outcome.returncode not in (0, None):
+    elif outcome is not None and outcome.returncode < 0:
         message, by_limit = _failure(outcome, limits)
         errors.append(f"while checking {name}(): {message}")
         problem = "resource limit" if by_limit else problem
+    elif session.exit_reason():
+        errors.append(f"while checking {name}(): {session.exit_reason()}")
+    elif outcome is not None and outcome.returncode != 0:
+        errors.append(f"while checking {name}(): {_failure(outcome, limits)[0]}")
     return result, errors, problem
+
+
+def _isolation_error(isolation: bool) -> None:
+    """Raise ``ValueError`` (one line) when ``isolation`` is asked for and not available here."""
+    problem = isolation_problem() if isolation else None
+    if problem:
+        raise ValueError(f"cannot isolate the submissions: {problem}. Pass --no-isolation to grade them "
+                         "anyway as your own user (they can then read, change and kill what you can)")
 
 
 def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: str | None = None,
                    seed: int = 0, *, memory_limit_mb: int = 6144, file_size_limit_mb: int = 1024,
                    process_limit: int = 256, check_time_limit: float = 60, run_notebook: bool = False,
-                   cohorts: list[Path] | None = None) -> dict[str, Any]:
+                   cohorts: list[Path] | None = None, isolation: bool = True) -> dict[str, Any]:
     """Grade one submission; never raises for broken submissions.
 
     Only the submission's solution cells are used (for each exercise, the first code cell that
@@ -382,6 +411,10 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
         verdict).
     cohorts : list of Path, optional
         QUICK cohort folders to copy for ``run_notebook`` (default: those of ``data_dir``).
+    isolation : bool
+        Run the submission isolated (:func:`featureae_lite.sandbox.isolation_args`: only its sandbox
+        folder and the Python installation visible, the grader's processes invisible); False runs it
+        as this user, with a warning in the report.
 
     Returns
     -------
@@ -389,7 +422,13 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
         ``path``, ``status`` (``"completed"``, ``"errors"``, ``"timed out"``, ``"resource limit"``,
         ``"unmatched"`` or ``"unreadable"``), ``seconds``, ``errors`` and ``warnings`` (lists of str),
         ``exercises`` (name → status, message), ``passed`` and ``total``.
+
+    Raises
+    ------
+    ValueError
+        A limit is not positive, or ``isolation`` is asked for where it is not available.
     """
+    _isolation_error(isolation)
     limits = _limits(time_limit, memory_limit_mb, file_size_limit_mb, process_limit)
     check_limits = _limits(check_time_limit, memory_limit_mb, file_size_limit_mb, process_limit)
     path = Path(path)
@@ -410,7 +449,9 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
     cells = [cell.source for _, cell in exercise_cells(assembled)]
     start = time.perf_counter()
     problems: list[str] = []
-    with Sandbox(prefix="featureae-grade-") as box:
+    if not isolation:
+        report["warnings"].append(UNISOLATED)
+    with Sandbox(prefix="featureae-grade-", isolate=isolation) as box:
         if run_notebook:
             found, resource_hit = _run_notebook(
                 box, assembled, path.name, cohorts if cohorts is not None else _quick_cohorts(data_dir, seed),
@@ -439,15 +480,58 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
     return report
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM acts as Ctrl-C (``KeyboardInterrupt``), so that the workers, their
+    pids cgroups and the sandbox folders are cleaned up as on SIGINT; a second SIGTERM during that
+    clean-up is ignored (SIGKILL still ends the grader; its workers then die with it). Only in the
+    main thread (signal handlers cannot be set elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _check_report_path(out: str | os.PathLike, paths: list[str | os.PathLike]) -> Path:
+    """``out`` as a writable report file that is none of the inputs; ``ValueError`` (naming ``--out``)
+    otherwise."""
+    out = check_output_file(out, "--out")
+    inputs = {Path(p).resolve() for p in [*paths, *list_notebooks()]}
+    if out.resolve() in inputs:
+        raise ValueError(f"--out {out}: is one of the notebooks (a submission or a course notebook); "
+                         "choose a new file name for the report, e.g. report.json")
+    return out
+
+
 def grade(paths: list[str | os.PathLike], out: str | os.PathLike | None = None, time_limit: float = 900,
           data_dir: str | None = None, *, memory_limit_mb: int = 6144, file_size_limit_mb: int = 1024,
-          process_limit: int = 256, check_time_limit: float = 60,
-          run_notebook: bool = False) -> list[dict[str, Any]]:
+          process_limit: int = 256, check_time_limit: float = 60, run_notebook: bool = False,
+          isolation: bool = True) -> list[dict[str, Any]]:
     """Grade several submissions, each in its own sandbox (see :func:`grade_notebook`); writes the JSON
     report to ``out`` when given.
 
-    With ``run_notebook`` the QUICK cohort of ``data_dir`` is synthesised once here if missing; every
-    submission gets a copy and rebuilds caches and QUICK checkpoints inside its sandbox.
+    Everything is checked before any grading: the limits, that isolation is available (unless
+    ``isolation`` is False) and that ``out`` can be written and is none of the notebooks. The report
+    is rewritten (atomically) after every submission, so the submissions graded so far stay reported
+    should the grader be stopped. SIGTERM stops grading like Ctrl-C (``KeyboardInterrupt``): every
+    worker and sandbox folder is removed. With ``run_notebook`` the QUICK cohort of ``data_dir`` is
+    synthesised once here if missing; every submission gets a copy and rebuilds caches and QUICK
+    checkpoints inside its sandbox.
+
+    Raises
+    ------
+    ValueError
+        No submission, a limit that is not positive, no isolation available (and ``isolation``), or an
+        ``out`` that is a folder, unwritable or one of the notebooks.
     """
     from tqdm.auto import tqdm
 
@@ -456,15 +540,18 @@ def grade(paths: list[str | os.PathLike], out: str | os.PathLike | None = None, 
     _limits(time_limit, memory_limit_mb, file_size_limit_mb, process_limit)  # fail before any work
     if not check_time_limit > 0:
         raise ValueError(f"check_time_limit (--check-time-limit) must be positive, got {check_time_limit}")
-    cohorts = _quick_cohorts(data_dir) if run_notebook else []
-    reports = [grade_notebook(p, time_limit, data_dir, memory_limit_mb=memory_limit_mb,
-                              file_size_limit_mb=file_size_limit_mb, process_limit=process_limit,
-                              check_time_limit=check_time_limit, run_notebook=run_notebook,
-                              cohorts=cohorts)
-               for p in tqdm(paths, desc="grading")]
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(out, json.dumps(reports, indent=2))
+    report_path = _check_report_path(out, paths) if out else None
+    _isolation_error(isolation)
+    reports: list[dict[str, Any]] = []
+    with _terminate_as_interrupt():
+        cohorts = _quick_cohorts(data_dir) if run_notebook else []
+        for p in tqdm(paths, desc="grading"):
+            reports.append(grade_notebook(p, time_limit, data_dir, memory_limit_mb=memory_limit_mb,
+                                          file_size_limit_mb=file_size_limit_mb, process_limit=process_limit,
+                                          check_time_limit=check_time_limit, run_notebook=run_notebook,
+                                          cohorts=cohorts, isolation=isolation))
+            if report_path is not None:
+                write_atomic(report_path, json.dumps(reports, indent=2))
     return reports
 
 

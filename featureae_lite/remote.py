@@ -8,6 +8,13 @@ learner's solution cells (and nothing else of the submission) and answers with t
 return value. So the learner's code only ever computes answers to inputs it has not seen before
 (fresh random cases per grading); it cannot reach the checker, its verdict or the grader's memory.
 
+Before the cells run, the worker arms the exercise's forbidden functions
+(:func:`featureae_lite.exercises.arm_tripwires`): a call, however the function was reached, is
+refused and reported with every answer, and the grader fails the exercise. ``os._exit`` is refused
+in the worker's own process (the cell stops there with :class:`SubmissionExit`), so what the cells
+defined before it is still graded; a worker that ends anyway is told apart from one stopped by the
+grader (:meth:`RemoteSession.exit_reason`).
+
 The channel is a folder of request/answer files: ``req-K.json`` + ``req-K.pt`` from the grader,
 ``res-K.json`` (+ ``res-K.pt``) from the worker, each written under a temporary name and renamed.
 Values travel as ``torch.save`` files read back with ``torch.load(weights_only=True)``, which builds
@@ -53,6 +60,13 @@ class RemoteError(Exception):
 
 class WorkerGone(Exception):
     """The worker stopped answering (crashed, killed by a limit, or past its time)."""
+
+
+class SubmissionExit(BaseException):
+    """Raised in the worker instead of ending it when the learner's code calls ``os._exit``."""
+
+
+EXITED = "the submission exited the worker (os._exit) before grading finished"
 
 
 # -- values on the wire -----------------------------------------------------------------------------
@@ -147,6 +161,10 @@ class RemoteSession:
         Resource limits of the worker; ``wall_seconds`` bounds its whole life.
     call_timeout : float
         Seconds one call may take.
+    extra_env : dict, optional
+        Environment variables added to the worker's.
+    forbidden : tuple of str
+        Dotted names of the functions the learner's code may not call (armed in the worker).
 
     Attributes
     ----------
@@ -155,17 +173,23 @@ class RemoteSession:
         defines), ``ename``, ``evalue``, ``traceback``.
     defined : set of str
         Callables defined by the cells.
+    forbidden_calls : list of str
+        Forbidden functions (of ``forbidden``) the learner's code called in the worker, as reported
+        with its answers.
     outcome : Outcome or None
         How the worker ended (after closing).
     """
 
     def __init__(self, box: Sandbox, cells: list[str], limits: Limits, call_timeout: float = 60.0,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, forbidden: tuple[str, ...] = ()) -> None:
         self.box, self.cells, self.limits, self.call_timeout = box, cells, limits, call_timeout
-        self.extra_env = extra_env
+        self.extra_env, self.forbidden = extra_env, tuple(forbidden)
         self.cell_errors: list[dict] = []
         self.defined: set[str] = set()
+        self.forbidden_calls: list[str] = []
         self.outcome: Outcome | None = None
+        self.ended_early = False  # the worker was gone before the grader asked it to stop
+        self._closed = False
         self._count = 0
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
@@ -174,6 +198,7 @@ class RemoteSession:
         self.folder = Path(self.box.root) / f"rpc-{time.monotonic_ns()}"
         self.folder.mkdir()
         _write(self.folder / "cells.json", json.dumps(self.cells))
+        _write(self.folder / "forbidden.json", json.dumps(self.forbidden))
         cmd = [sys.executable, "-m", "featureae_lite.remote", str(self.folder)]
 
         def run() -> None:
@@ -188,14 +213,37 @@ class RemoteSession:
             raise
         info = json.loads(ready.read_text())
         self.cell_errors, self.defined = info["errors"], set(info["defined"])
+        self._note_forbidden(info)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            self.ended_early = True
+        self._closed = True
         _write(self.folder / "stop", "")
         if self._thread is not None:
             self._thread.join(timeout=2.0)  # a worker stuck in the learner's code is stopped
             self._cancel.set()
             self._thread.join()
+
+    def _note_forbidden(self, info: dict) -> None:
+        self.forbidden_calls += [n for n in info.get("forbidden", []) if n not in self.forbidden_calls]
+
+    def exit_reason(self) -> str | None:
+        """Why the worker ended by itself before the grader stopped it, without a signal or time-out
+        (else None): the submission exited it (e.g. ``posix._exit``: status 0, :data:`EXITED`) or the
+        worker failed (another status, with the last line it wrote)."""
+        outcome = self.outcome
+        if outcome is None or outcome.timed_out or outcome.returncode < 0:
+            return None
+        if self._closed and not self.ended_early:
+            return None  # stopped by the grader
+        if not self._closed and self._thread is not None and self._thread.is_alive():
+            return None
+        if outcome.returncode == 0:
+            return EXITED
+        last = (outcome.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"the worker ended with exit status {outcome.returncode} before grading finished ({last})"
 
     def function(self, name: str) -> RemoteFunction:
         """The learner's function ``name`` (calls fail with ``NameError`` when it is not defined)."""
@@ -219,9 +267,12 @@ class RemoteSession:
         try:
             answer = json.loads(self._wait(self.folder / f"res-{k}.json", self.call_timeout).read_text())
         except WorkerGone as err:
+            if "no answer" not in str(err) and self.exit_reason():
+                raise RemoteError("WorkerGone", f"{name}(): {self.exit_reason()}") from None
             raise RemoteError("TimeoutError" if "no answer" in str(err) else "WorkerGone",
                               f"{name}() {err}: it did not return (an endless loop, or a crash of "
                               "the process)") from None
+        self._note_forbidden(answer)
         if not answer["ok"]:
             if answer["ename"] == "NotImplementedError":
                 raise NotImplementedError(answer["evalue"])
@@ -253,9 +304,22 @@ def _answer(fn: Callable, args: tuple, grad: int | None) -> Any:
 
 def worker_main(folder: str) -> int:
     """Execute the solution cells of ``folder/cells.json`` and answer requests until ``stop``."""
+    from featureae_lite.exercises import arm_tripwires
+
     folder_path, pid = Path(folder), os.getpid()
     namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(PRELUDE, "<prelude>", "exec"), namespace)
+    forbidden = folder_path / "forbidden.json"
+    calls = arm_tripwires(tuple(json.loads(forbidden.read_text())) if forbidden.exists() else ())
+    real_exit = os._exit
+
+    def refuse_exit(status: int = 0) -> None:
+        if os.getpid() != pid:  # a process the learner forked (or multiprocessing's): let it end
+            real_exit(status)
+        raise SubmissionExit(f"os._exit({status}) was called: {EXITED}; the call was refused and "
+                             "the rest of its cell skipped")
+
+    os._exit = refuse_exit  # type: ignore[assignment]
     errors = []
     for i, source in enumerate(json.loads((folder_path / "cells.json").read_text()), start=1):
         filename = f"<solution cell {i}>"
@@ -264,10 +328,11 @@ def worker_main(folder: str) -> int:
             exec(compile(source, filename, "exec"), namespace)
         except BaseException as err:  # the learner's top-level code: report, keep going
             if os.getpid() != pid:  # a process the learner forked: never let it answer requests
-                os._exit(0)
+                real_exit(0)
             errors.append({"cell": i, "names": defined_functions(source), **_error(err)})
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
-    _write(folder_path / "ready.json", json.dumps({"errors": errors, "defined": defined}))
+    _write(folder_path / "ready.json", json.dumps({"errors": errors, "defined": defined,
+                                                   "forbidden": sorted(set(calls))}))
     k = 0
     while not (folder_path / "stop").exists():
         request = folder_path / f"req-{k}.json"
@@ -284,8 +349,9 @@ def worker_main(folder: str) -> int:
                                                        spec["grad"]))
         except BaseException as err:  # any failure of the learner's function is its answer
             if os.getpid() != pid:
-                os._exit(0)
+                real_exit(0)
             reply = {"ok": False, **_error(err)}
+        reply["forbidden"] = sorted(set(calls))
         _write(folder_path / f"res-{k}.json", json.dumps(reply))
         k += 1
     return 0

@@ -13,10 +13,16 @@ its own, a student's forks in the kernel's — are re-parented to it instead of 
 command, and finally kills every process left below it. The caller stops the wrapper (SIGTERM, then
 SIGKILL of its process group) when the wall-clock limit passes.
 
-This stops accidents and runaway code, not a malicious user: the command runs as the same user and
-can read and change whatever that user can reach by absolute paths (see ``docs/teaching.md``).
-Linux only for the process-tree clean-up and the process limit (``/proc``, ``prctl``); elsewhere the
-rlimits that exist still apply and the clean-up falls back to the wrapper's process group.
+With ``Sandbox(isolate=True)`` (what the autograder uses) the command also runs in namespaces made
+by bubblewrap (``bwrap``, see :func:`isolation_args`): a private mount namespace in which only the
+sandbox folder is writable and the Python installation and the package's own folder are visible
+read-only (no home, no other files of the machine's users, a private ``/tmp``), a private PID
+namespace (the grader and every other process are invisible, and all of the command's processes die
+with it), no network, and no capabilities, also when the grader runs as root. Without it the command
+runs as the same user and can read and change whatever that user can reach by absolute paths (see
+``docs/teaching.md``). Linux only for the process-tree clean-up, the process limit and isolation
+(``/proc``, ``prctl``, namespaces); elsewhere the rlimits that exist still apply and the clean-up
+falls back to the wrapper's process group.
 """
 
 from __future__ import annotations
@@ -46,7 +52,16 @@ REDIRECTED = {
 # run from a source folder import itself; nothing else (tokens, credentials, proxies) gets through.
 PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "OMP_NUM_THREADS", "VIRTUAL_ENV", "PYTHONPATH")
 STOP_GRACE = 10.0  # seconds the wrapper gets to kill its processes after SIGTERM
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+# System folders an isolated command sees read-only (those that exist); merged-/usr links included.
+SYSTEM_READ_ONLY = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Of /etc only what programs need to start (dynamic linker, users and groups, fonts, time zone): no
+# shadow file, no host keys, no configuration of the machine's services.
+ETC_READ_ONLY = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf",
+                 "hosts", "localtime", "alternatives", "fonts", "mime.types")
+ISOLATION_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) on Linux with user "
+                  "namespaces, or run as root")
 
 
 @dataclass(frozen=True)
@@ -125,13 +140,21 @@ class Sandbox:
     ----------
     prefix : str
         Name prefix of the temporary folder.
+    isolate : bool
+        Run commands in namespaces (:func:`isolation_args`) where only this folder is writable and
+        no other process is visible; entering raises ``RuntimeError`` where that is not possible
+        (:func:`isolation_problem` says why).
     """
 
-    def __init__(self, prefix: str = "featureae-sandbox-") -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str = "featureae-sandbox-", isolate: bool = False) -> None:
+        self.prefix, self.isolate = prefix, isolate
         self.root = self.work = Path()
 
     def __enter__(self) -> Sandbox:
+        if self.isolate:
+            problem = isolation_problem()
+            if problem:
+                raise RuntimeError(f"cannot isolate the command: {problem}")
         self.root = Path(tempfile.mkdtemp(prefix=self.prefix)).resolve()
         self.work = self.root / "work"
         self.work.mkdir()
@@ -167,6 +190,9 @@ class Sandbox:
         spec = {"cpu": limits.cpu_seconds, "memory_mb": limits.memory_mb,
                 "file_size_mb": limits.file_size_mb, "processes": limits.processes,
                 "cgroup": str(cgroup) if cgroup else None}
+        spec["parent"] = os.getpid()
+        if self.isolate:
+            cmd = [*isolation_args(self.root, cwd=self.work), "--", *cmd]
         wrapper = [sys.executable, "-I", str(Path(__file__).resolve()), json.dumps(spec), "--", *cmd]
         log = self.root / "output.log"
         start, timed_out = time.monotonic(), False
@@ -195,6 +221,90 @@ class Sandbox:
         if code > 128:  # the wrapper reports "killed by signal s" as 128 + s, like a shell
             code = -(code - 128)
         return Outcome(code, timed_out, round(time.monotonic() - start, 1), _tail(log), warnings)
+
+
+def readable_paths() -> list[Path]:
+    """What an isolated Python command must read: the interpreter's installation, the environment's
+    packages and this package's folder (not the repository or folder around it).
+
+    Entries of ``sys.path`` that contain this package's folder (a source checkout on ``PYTHONPATH``)
+    are replaced by the package folder itself; the working directory, the home folder and folders
+    above them are never included.
+    """
+    package = Path(__file__).resolve().parent
+    found = [Path(sys.base_prefix), Path(sys.base_exec_prefix), Path(sys.prefix), Path(sys.exec_prefix),
+             Path(sys.executable).resolve().parent, package]
+    never = {Path.cwd().resolve(), Path.home().resolve(), *package.parents}
+    for entry in sys.path:
+        if not entry:
+            continue
+        path = Path(entry).resolve()
+        if path.is_dir() and path not in never and not any(path in n.parents for n in never):
+            found.append(path)
+    paths: list[Path] = []
+    for path in sorted({p.resolve() for p in found if p.exists()}, key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(kept) for kept in paths) and path != Path("/"):
+            paths.append(path)
+    return paths
+
+
+def isolation_args(root: Path, read_only: list[Path] | None = None, cwd: Path | None = None) -> list[str]:
+    """The ``bwrap`` command line (without ``--`` and the command) that runs a command isolated.
+
+    The command sees an empty root file system with: :data:`SYSTEM_READ_ONLY` and a few files of
+    ``/etc`` (:data:`ETC_READ_ONLY`) read-only, ``read_only`` (default :func:`readable_paths`)
+    read-only, a private ``/tmp``, ``/dev`` (null, zero, random, …) and ``/proc`` of its own PID
+    namespace, and ``root`` writable at its own path (working directory ``cwd``, default ``root``).
+    It has no network (loopback only), its own IPC and host name, no capabilities (also when started
+    by root), and dies with the process that started it.
+    """
+    args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    args += ["--cap-drop", "ALL"] if os.geteuid() == 0 else ["--unshare-user"]
+    for folder in SYSTEM_READ_ONLY:
+        if os.path.lexists(folder):
+            args += ["--ro-bind", folder, folder]
+    for name in ETC_READ_ONLY:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    for path in read_only if read_only is not None else readable_paths():
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--bind", str(root), str(root), "--chdir", str(cwd or root)]
+    return args
+
+
+_ISOLATION: dict[str, str | None] = {}
+
+
+def isolation_problem() -> str | None:
+    """Why commands cannot be isolated here (one line), or None where :func:`isolation_args` works.
+
+    Tried once per process: ``bwrap`` runs this interpreter with the arguments the sandbox uses.
+    """
+    if "problem" not in _ISOLATION:
+        _ISOLATION["problem"] = _probe_isolation()
+    return _ISOLATION["problem"]
+
+
+def _probe_isolation() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return f"isolation needs Linux namespaces; this is {sys.platform}"
+    if shutil.which("bwrap") is None:
+        return f"bubblewrap (bwrap) is not installed; {ISOLATION_HINT}"
+    root = Path(tempfile.mkdtemp(prefix="featureae-isolation-probe-")).resolve()
+    try:
+        probe = [*isolation_args(root), "--", sys.executable, "-I", "-c",
+                 "import os, sys; sys.exit(0 if os.getpid() <= 3 and os.access(os.getcwd(), os.W_OK) else 3)"]
+        try:
+            done = subprocess.run(probe, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"bubblewrap (bwrap) could not be run: {err}"
+    finally:
+        _remove_tree(root)
+    if done.returncode != 0:
+        message = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return f"bubblewrap (bwrap) cannot create the namespaces here ({message}); {ISOLATION_HINT}"
+    return None
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -283,6 +393,8 @@ def _pids_cgroup(size: int, warnings: list[str]) -> Path | None:
 
 def _remove_cgroup(group: Path, warnings: list[str]) -> None:
     for _ in range(50):
+        if not group.exists():  # removed by the wrapper itself (see _leave_cgroup)
+            return
         try:
             pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
         except OSError:
@@ -364,9 +476,14 @@ def _limit_self(spec: dict) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # the caller killed (even by SIGKILL): SIGTERM this wrapper, which then kills its processes
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+    if spec.get("parent") and os.getppid() != spec["parent"]:  # the caller died before the prctl
+        raise _Terminated
 
 
 def _descendants(root: int) -> list[tuple[int, int, str]]:
@@ -420,6 +537,18 @@ def _kill_descendants() -> None:
     _reap()
 
 
+def _leave_cgroup(group: str | None) -> None:
+    """Move this (last) process of the pids cgroup ``group`` to its parent and remove the group, so that
+    it is gone even when the caller was killed (best effort; the caller removes it otherwise)."""
+    if not group:
+        return
+    try:
+        Path(group).parent.joinpath("cgroup.procs").write_text(str(os.getpid()))
+        Path(group).rmdir()
+    except OSError:
+        pass
+
+
 def _wrapper_main(argv: list[str]) -> int:
     """``sandbox.py SPEC -- CMD…``: limit, run CMD, clean up; exit with CMD's status (128 + signal)."""
     spec, cmd = json.loads(argv[0]), argv[2:]
@@ -429,6 +558,8 @@ def _wrapper_main(argv: list[str]) -> int:
     except (OSError, ValueError) as err:  # never run the command without its limits
         print(f"sandbox: cannot apply the limits: {err}", file=sys.stderr)
         return 1
+    except _Terminated:
+        return 128 + signal.SIGTERM
     code = 1
     try:
         child = subprocess.Popen(cmd)
@@ -440,6 +571,7 @@ def _wrapper_main(argv: list[str]) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _kill_descendants()
+        _leave_cgroup(spec.get("cgroup"))
     return 128 - code if code < 0 else code
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -20,9 +24,12 @@ from featureae_lite.assignments import BEGIN, grade, make_assignments, report_ta
 from featureae_lite.cli import main
 from featureae_lite.exercises import EXERCISES, feedback
 from featureae_lite.notebooks import list_notebooks
-from featureae_lite.sandbox import _pids_cgroup
+from featureae_lite.sandbox import _pids_cgroup, isolation_problem
 
 NOTEBOOKS = list_notebooks()
+NO_ISOLATION = isolation_problem()  # None where submissions can be isolated (bubblewrap works)
+needs_isolation = pytest.mark.skipif(NO_ISOLATION is not None,
+                                     reason=f"submissions cannot be isolated here: {NO_ISOLATION}")
 
 
 def _exercise_cells(nb):
@@ -160,7 +167,9 @@ def _fork_bomb_is_contained() -> bool:
 
 
 LIMITS = {"time_limit": 20, "memory_limit_mb": 1024, "file_size_limit_mb": 50, "process_limit": 64,
-          "check_time_limit": 20}
+          "check_time_limit": 20, "isolation": NO_ISOLATION is None}
+CLI_LIMITS = ["--memory-limit", "1024", "--file-size-limit", "50", "--process-limit", "64",
+              "--check-time-limit", "20"]
 
 
 L1 = "def l1_residual(x, x_hat):\n    return (x - x_hat).abs()"
@@ -380,3 +389,194 @@ def test_calling_the_library_function_is_not_a_solution(name):
     for fb in (by_source, at_runtime):
         assert fb.status == "failed" and "your solution calls" in fb.message, fb.message
     assert set(CHEATS) == {n for n, e in EXERCISES.items() if e.forbidden}
+
+
+# -- containment of a hostile submission (issue 29): isolation, signals, --out ------------------------
+def _grader(args: list[str], tmp_path: Path, sandboxes: Path) -> subprocess.Popen:
+    """``featureae-lite assignments grade ARGS`` in a process of its own (sandboxes in ``sandboxes``),
+    so that a submission that gets out can only kill that process, never the test run."""
+    env = {**os.environ, "TMPDIR": str(sandboxes), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(fl.__file__).parents[1]),
+                                                       os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-m", "featureae_lite.cli", "assignments", "grade", *args],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _leftover_cgroups(pid: int) -> list[str]:
+    return glob.glob(f"/sys/fs/cgroup/*/featureae-sandbox-{pid}-*") + glob.glob(
+        f"/sys/fs/cgroup/featureae-sandbox-{pid}-*")
+
+
+@needs_isolation
+def test_a_submission_cannot_delete_write_or_read_files_outside_its_folder(tmp_path, sandboxes):
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    victim, secret = teacher / "victim.txt", teacher / "secret.txt"
+    victim.write_text("the teacher's file")
+    secret.write_text("TOP-SECRET-4711")
+    solutions = next(p for p in NOTEBOOKS if p.stem.startswith("01"))  # the reference solutions
+    # only cells defining an exercise's function are run: the attacks sit in those
+    deleter = _submission(tmp_path / "del_01_l1_residual_autoencoder.ipynb",
+                          f"{L1}\nimport os\nos.remove({str(victim)!r})")
+    writer = _submission(tmp_path / "write_01_l1_residual_autoencoder.ipynb",
+                         f"{L1}\nopen({str(teacher / 'new.txt')!r}, 'w').write('x')")
+    reader = _submission(tmp_path / "read_01_l1_residual_autoencoder.ipynb",
+                         "found = []\n"
+                         f"for path in ({str(secret)!r}, {str(solutions)!r}):\n"
+                         "    try:\n        found.append(open(path).read()[:2000])\n"
+                         "    except OSError as err:\n        found.append(f'{type(err).__name__}: {err}')\n"
+                         "def l1_residual(x, x_hat):\n    raise RuntimeError(' | '.join(found))")
+    deleted, written, read = grade([deleter, writer, reader], tmp_path / "report.json", **LIMITS)
+    assert victim.read_text() == "the teacher's file" and not (teacher / "new.txt").exists()
+    for report, path in ((deleted, victim), (written, teacher / "new.txt")):
+        assert report["exercises"]["l1_residual"]["status"] == "passed"  # its own work is still graded
+        assert report["status"] == "errors" and any(
+            e.startswith("solution cell 1 (defines l1_residual()): FileNotFoundError: [Errno 2] No such "
+                         f"file or directory: '{path}'") for e in report["errors"]), report["errors"]
+    message = read["exercises"]["l1_residual"]["message"]
+    assert read["exercises"]["l1_residual"]["status"] == "failed"
+    assert f"FileNotFoundError: [Errno 2] No such file or directory: '{secret}' | FileNotFound" in message
+    assert str(solutions) in message
+    stored = (tmp_path / "report.json").read_text()
+    assert "TOP-SECRET-4711" not in stored and "BEGIN SOLUTION" not in stored
+    assert not list(sandboxes.iterdir()), "a sandbox was left behind"
+
+
+KILLER = ("import os, signal\nseen = []\n"
+          "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+          "    try:\n        cmdline = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+          "    except OSError:\n        continue\n"
+          "    if b'kill_01_l1_residual' in cmdline and b'grade' in cmdline:  # the grader\n"
+          "        seen.append(pid)\n        os.kill(int(pid), signal.SIGKILL)\n"
+          "raise RuntimeError(f'grader processes seen: {len(seen)}')")
+
+
+@needs_isolation
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the clean-up check reads /proc")
+def test_a_submission_cannot_kill_the_grader_and_a_killed_worker_fails_only_it(tmp_path, sandboxes):
+    killer = _submission(tmp_path / "kill_01_l1_residual_autoencoder.ipynb", f"{L1}\n{KILLER}")
+    suicide = _submission(tmp_path / "self_01_l1_residual_autoencoder.ipynb",
+                          f"{L1}\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)", import_fl=False)
+    honest = _submission(tmp_path / "honest_01_l1_residual_autoencoder.ipynb", L1)
+    grader = _grader([str(killer), str(suicide), str(honest), "--out", "report.json", *CLI_LIMITS],
+                     tmp_path, sandboxes)
+    out, err = grader.communicate(timeout=300)
+    assert grader.returncode == 0, err[-2000:]
+    killed, selfkilled, graded = json.loads((tmp_path / "report.json").read_text())
+    assert any("RuntimeError: grader processes seen: 0" in e for e in killed["errors"]), killed["errors"]
+    assert killed["exercises"]["l1_residual"]["status"] == "passed"
+    assert selfkilled["exercises"]["l1_residual"] == {
+        "status": "failed", "message": "your solution cells did not finish running."}
+    assert any("execution killed by SIGKILL" in e for e in selfkilled["errors"]), selfkilled["errors"]
+    assert graded["status"] == "completed" and graded["exercises"]["l1_residual"]["status"] == "passed"
+    assert not list(sandboxes.iterdir()), "a sandbox was left behind"
+    assert not _processes_under(sandboxes), "processes of a submission survived grading"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the clean-up check reads /proc")
+def test_sigterm_stops_grading_and_cleans_up_like_ctrl_c(tmp_path, sandboxes):
+    endless = _submission(tmp_path / "spin_01_l1_residual_autoencoder.ipynb",
+                          f"{L1}\nwhile True:\n    pass", import_fl=False)
+    options = [] if NO_ISOLATION is None else ["--no-isolation"]
+    grader = _grader([str(endless), *CLI_LIMITS, *options], tmp_path, sandboxes)
+    deadline = time.monotonic() + 60
+    while not [p for p in _processes_under(sandboxes) if "featureae_lite.remote" in p]:
+        assert time.monotonic() < deadline and grader.poll() is None, "the worker never started"
+        time.sleep(0.2)
+    time.sleep(1.0)  # the worker spins in the endless cell
+    grader.send_signal(signal.SIGTERM)
+    _, err = grader.communicate(timeout=60)
+    assert grader.returncode == 130 and "interrupted" in err, err[-2000:]
+    assert not _processes_under(sandboxes), "the worker survived SIGTERM"
+    assert not list(sandboxes.iterdir()), "a sandbox was left behind"
+    assert not _leftover_cgroups(grader.pid), "a pids cgroup was left behind"
+
+
+def test_out_is_checked_before_any_grading_and_is_never_an_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assignments, "grade_notebook", lambda *a, **k: pytest.fail("graded before --out"))
+    nb = _submission(tmp_path / "x_01_l1_residual_autoencoder.ipynb", L1)
+    before = nb.read_bytes()
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    cases = {str(folder): f"--out {folder}: is a folder, expected a file name",
+             str(nb): "is one of the notebooks (a submission or a course notebook)",
+             str(NOTEBOOKS[0]): "is one of the notebooks"}
+    if not os.access("/sys", os.W_OK) or os.geteuid() == 0:  # sysfs refuses new files, also to root
+        cases["/sys/report.json"] = "--out /sys: folder is not writable"
+    for out, message in cases.items():
+        assert main(["assignments", "grade", str(nb), "--out", out]) == 2, out
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert nb.read_bytes() == before
+
+
+def test_without_isolation_grading_is_refused_unless_no_isolation_is_passed(tmp_path, monkeypatch, capsys,
+                                                                            sandboxes):
+    from featureae_lite import sandbox
+
+    monkeypatch.setitem(sandbox._ISOLATION, "problem", "bubblewrap (bwrap) is not installed; install it")
+    nb = _submission(tmp_path / "x_01_l1_residual_autoencoder.ipynb", L1)
+    assert main(["assignments", "grade", str(nb)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "cannot isolate the submissions: bubblewrap (bwrap) is not installed" in err
+    assert "--no-isolation" in err
+    assert main(["assignments", "grade", str(nb), "--no-isolation", *CLI_LIMITS,
+                 "--out", str(tmp_path / "r.json")]) == 0
+    [report] = json.loads((tmp_path / "r.json").read_text())
+    assert report["exercises"]["l1_residual"]["status"] == "passed"
+    assert report["warnings"] == [assignments.UNISOLATED]
+
+
+def test_forbidden_functions_are_caught_at_run_time_and_reference_solutions_pass(tmp_path):
+    """A computed name (``importlib.import_module("sk" + "learn.metrics")``, ``getattr``) passes the
+    source scan; the worker's tripwires catch the call itself, and honest solutions are unaffected."""
+    from featureae_lite.exercises import forbidden_calls
+
+    cells = {"average_precision": "import importlib\ndef average_precision(scores, labels):\n"
+             "    metrics = importlib.import_module('sk' + 'learn.metrics')\n"
+             "    try:\n        ap = getattr(metrics, 'average_' + 'precision_score')\n"
+             "        return float(ap(labels, scores))\n"
+             "    except Exception:  # the refusal swallowed: the call is still on record\n"
+             "        return 0.0",
+             "val_threshold": "def val_threshold(scores, labels):\n"
+                              "    return getattr(fl.metrics, 'best_' + 'dice')(scores, labels)[1]"}
+    assert not any(forbidden_calls(c, EXERCISES[n].forbidden) for n, c in cells.items())  # text scan: blind
+    computed = _submission(tmp_path / "sly_05_evaluation.ipynb", *cells.values())
+    honest = {}  # the reference solutions of every exercise with forbidden functions (and those they use)
+    for name, ex in EXERCISES.items():
+        if ex.forbidden:
+            course = nbformat.read(next(p for p in NOTEBOOKS if p.stem == ex.notebook), as_version=4)
+            sources = {n: c.source for n, c in assignments.exercise_cells(course)}
+            used = [n for n in sources if n == name or f"{n}(" in sources[name]]
+            honest.setdefault(ex.notebook, {}).update({n: sources[n] for n in used})
+    references = [_submission(tmp_path / f"ref_{nb}.ipynb", *cells.values()) for nb, cells in honest.items()]
+    sly, *refs = grade([computed, *references], **LIMITS)
+    for name, module in (("average_precision", "sklearn.metrics.average_precision_score"),
+                         ("val_threshold", "featureae_lite.metrics.best_dice")):
+        result = sly["exercises"][name]
+        assert result["status"] == "failed" and f"your solution calls {module} (seen when it ran)" in \
+            result["message"], result
+    for ref in refs:
+        for name, result in ref["exercises"].items():
+            if EXERCISES[name].forbidden:
+                assert result["status"] == "passed", (name, result)
+
+
+def test_os_exit_is_reported_and_what_was_graded_before_keeps_its_result(tmp_path):
+    exits = _submission(
+        tmp_path / "quit_01_l1_residual_autoencoder.ipynb",
+        f"{L1}\nimport os\nos._exit(0)",  # refused: the cell stops there, l1_residual is defined
+        "def top10_mean_score(maps, brains):\n    import posix\n    posix._exit(0)")  # really exits
+    [report] = grade([exits], **LIMITS)
+    assert report["exercises"]["l1_residual"]["status"] == "passed"
+    assert report["exercises"]["top10_mean_score"] == {
+        "status": "failed", "message": "your function raised WorkerGone: top10_mean_score(): the submission "
+        "exited the worker (os._exit) before grading finished. Read the message, fix the line it points to "
+        "and run the check again."}
+    refused = ("os._exit(0) was called: the submission exited the worker (os._exit) before grading "
+               "finished; the call was refused")
+    assert any(e.startswith("solution cell 1 ") and refused in e for e in report["errors"]), report["errors"]
+    assert "while checking top10_mean_score(): the submission exited the worker (os._exit) before grading " \
+           "finished" in report["errors"]
+    assert report["status"] == "errors"
