@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 
 from featureae_lite.fileio import write_atomic
 from featureae_lite.site_check import external_references, find_chromium, typeset_count, typeset_in_chromium
+
+_TEX = re.compile(r"\$[^$\n]*[\\^_{][^$\n]*\$")  # $…$ holding a TeX command, sub- or superscript
 
 
 def check_site(site: Path) -> list[dict]:
@@ -27,7 +30,7 @@ def check_site(site: Path) -> list[dict]:
     for page in sorted(site.glob("*.html")):
         text = page.read_text()
         row: dict = {"page": page.name, "remote": external_references(text),
-                     "has_tex": "$" in text or "\\(" in text}
+                     "has_tex": bool(_TEX.search(text))}
         if chromium:
             start = time.perf_counter()
             row["typeset"] = typeset_count(typeset_in_chromium(page, chromium))
