@@ -102,3 +102,26 @@ def test_math_is_typeset_offline_in_headless_chromium(tmp_path):
     cdn = page.replace('src="mathjax/MathJax.js', 'src="https://cdnjs.cloudflare.com/mathjax/MathJax.js')
     (tmp_path / "site" / "cdn.html").write_text(cdn)
     assert typeset_count(typeset_in_chromium(tmp_path / "site" / "cdn.html", budget_ms=3000)) == 0
+
+
+def test_the_main_job_ends_with_the_site_inside_its_run_folder(tmp_path, monkeypatch, capsys):
+    from featureae_lite import cli, notebooks
+
+    def fake_execute(path, out_dir, parameters, timeout=1800):
+        nb = new_notebook(cells=[new_markdown_cell(GOALS.replace("02 · Structural similarity (SSIM)",
+                                                                 "00 · The data"))])
+        nbformat.write(nb, out_dir / path.name)
+        (out_dir / f"{path.stem}.json").write_text(json.dumps({"intensity_contrast_tumor": 1.5}))
+        return 2.0
+
+    monkeypatch.setattr(notebooks, "execute_notebook", fake_execute)
+    command = ["notebooks", "--quick", "--only", "00", "--out", str(tmp_path / "run")]
+    args = cli.build_parser().parse_args(command)
+    args.site_in_run = True  # what `featureae-lite main` sets
+    assert cli._cmd_notebooks(args) == 0
+    index = tmp_path / "run" / "site" / "index.html"
+    assert index.as_uri() in capsys.readouterr().out
+    assert "models trained for seconds" in index.read_text().replace("\n", " ")
+    assert "tumor 1.500" in index.read_text()
+    args = cli.build_parser().parse_args([*command, "--overwrite"])
+    assert cli._cmd_notebooks(args) == 0 and not (tmp_path / "run" / "site").exists()  # a rerun clears it
