@@ -19,7 +19,8 @@ Every augmented slice is equalised again inside its brain (``preprocess.equalize
 are; that cancels any *monotone* intensity change (gamma, contrast, brightness), so none is drawn.
 The copies are drawn once (seeded). The budget (steps, batch) stays the preset's, but a method that
 caches backbone features per slice (DPA, FAE) caches 1 + ``copies`` times as many, which its
-``train_seconds`` include. Findings (2026-11-26, default preset): README, "Training-time augmentation".
+``train_seconds`` include. Findings (2026-11-26, default preset): docs/transfer.md,
+"Training-time augmentation".
 """
 
 from __future__ import annotations

@@ -321,10 +321,14 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
             status = 1
         print(f"check: {len(report.failures)} failure(s) (orderings the lessons rely on, missing "
               f"figures), {len(report.drift)} figure(s) outside their measured band (warnings)")
-    if getattr(args, "html", None):
+    html = run_dir / "site" if getattr(args, "site_in_run", False) else getattr(args, "html", None)
+    if html:
         from featureae_lite.html_report import render_run
 
-        print(f"HTML pages of the run: {render_run(run_dir, args.html)}")
+        tick = time.perf_counter()
+        index = render_run(run_dir, html)
+        print(f"course site of this run rendered in {time.perf_counter() - tick:.0f} s; open it in a "
+              f"browser (works offline): {index.resolve().as_uri()}")
     if getattr(args, "record_expected", False):
         names = record_expected([*earlier, run_dir], args.quick)
         print(f"expected figures recorded from {len(earlier) + 1} run(s) for {', '.join(names)} "
@@ -379,7 +383,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
         print(f"  {r['method']:<9} {r['steps']:>5} steps, {r['train_seconds']:5.0f} s of training — {how}")
     print(f"course models ready in {time.perf_counter() - tick:.0f} s")
     args.only, args.check, args.out, args.threads, args.record_from = None, True, None, None, None
-    args.html = None
+    args.html, args.site_in_run = None, True  # the classroom run ends as a site: runs/<timestamp>/site/
     return _cmd_notebooks(args)
 
 
@@ -522,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "they then run as your user and can read, change and kill what you can")
     q.set_defaults(func=_cmd_assignments_grade)
 
-    p = sub.add_parser("main", help="the README's main job: cohort + the whole notebook sequence")
+    p = sub.add_parser("main", help="the main job of `make run`: cohort, course models, the notebook "
+                       "sequence, its check and its course site (RUN/site/index.html)")
     _add_common(p)
     _add_run_options(p, presets=False)
     p.set_defaults(func=_cmd_main)

@@ -140,9 +140,9 @@ def _headless_environment(threads: int | None = None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-# What a run writes into its folder (and Jupyter beside a notebook that is opened): the files that
-# clear_run_folder may remove
-RUN_FILES = ("index.md", "params.json", "times.json", "errors.json", "[0-9][0-9]_*.ipynb",
+# What a run writes into its folder (and Jupyter beside a notebook that is opened; ``site/`` is the
+# course site ``featureae-lite main`` renders there): the files that clear_run_folder may remove
+RUN_FILES = ("index.md", "params.json", "times.json", "errors.json", "site", "[0-9][0-9]_*.ipynb",
              "[0-9][0-9]_*.json", ".[0-9][0-9]_*.partial.ipynb", ".*.tmp.*", ".ipynb_checkpoints")
 
 

@@ -104,7 +104,7 @@ DEFAULT = Preset(
            "fae": {"steps": 1400, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
            "proxyano": {"steps": 1200}, "patchsim": {"steps": 3600}},
 )
-# The notebooks at classroom settings (QUICK=False, the README's main job): train once, then teach.
+# The notebooks at classroom settings (QUICK=False, the main job of `make run`): train once, then teach.
 # The course models get DEFAULT's budgets — the benchmark's, at the knee of their curves — and the
 # main job (`featureae-lite main`) trains each of them once before the notebooks, which load them
 # (train-or-load, checkpoints keyed by config). At 40 % of these budgets (this preset until

@@ -206,23 +206,14 @@ def test_a_failing_notebook_does_not_stop_the_sequence(tmp_path, monkeypatch):
     assert json.loads((run / "params.json").read_text())["threads"] == 1
 
 
-def test_a_run_renders_as_html_pages_with_an_index(tmp_path):
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-
+@pytest.mark.slow
+def test_the_quick_run_renders_as_an_offline_site_with_its_banner(quick_run, tmp_path):
     from featureae_lite.html_report import render_run
+    from featureae_lite.site_check import external_references
 
-    run = tmp_path / "run"
-    run.mkdir()
-    nb = new_notebook(cells=[new_markdown_cell("# 00 The data"),
-                             new_code_cell("print(1 + 1)", outputs=[new_output("stream", text="2\n")])])
-    nbformat.write(nb, run / "00_mri_data_and_anomalies.ipynb")
-    name = "00_mri_data_and_anomalies.ipynb"
-    (run / "index.md").write_text("# featureae_lite notebook run (QUICK settings)\n\n| notebook | seconds |\n"
-                                  f"|---|---|\n| [{name}]({name}) | 3 |\n")
-    index = render_run(run, tmp_path / "html")
-    page = index.read_text()
-    assert '<a href="00_mri_data_and_anomalies.html">' in page and "<table>" in page
-    rendered = (tmp_path / "html" / "00_mri_data_and_anomalies.html").read_text()
-    assert "The data" in rendered and "print" in rendered
-    with pytest.raises(ValueError, match="not a finished notebook run folder"):
-        render_run(tmp_path / "html", tmp_path / "other")
+    index = render_run(quick_run, tmp_path / "site")
+    landing = index.read_text()
+    assert "models trained for seconds" in landing.replace("\n", " ")
+    assert landing.count('class="fl-card"') == len(NOTEBOOKS) and landing.count("thumbs/") >= len(NOTEBOOKS)
+    for page in (tmp_path / "site").glob("*.html"):
+        assert external_references(page.read_text()) == [], page.name

@@ -1,5 +1,5 @@
-"""pyproject.toml and environment.yml list the same packages; the console script is declared; the wheel
-ships the course notebooks."""
+"""environment.yml installs the package itself (pyproject.toml is the one dependency list); the console
+script is declared; the wheel ships the course notebooks and the site's templates."""
 
 from __future__ import annotations
 
@@ -15,43 +15,21 @@ import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# conda names that differ from PyPI names
-CONDA_TO_PYPI = {"pytorch": "torch"}
-CONDA_ONLY = {"python", "pip", "cpuonly"}
 
 
-def _name(req: str) -> str:
-    return re.split(r"[<>=!~\[ ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
-
-
-def _pyproject_requirements() -> set[str]:
+def test_environment_installs_the_package_itself():
+    """environment.yml brings Python and pip and installs the package with pip: pyproject.toml stays
+    the only dependency list, so the two cannot drift."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    plain = sorted(re.split(r"[<>=]", d, maxsplit=1)[0] for d in deps if isinstance(d, str))
+    assert plain == ["pip", "python"]
+    (pip,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    assert pip == ["-e .[dev]"]
+    python = next(d for d in deps if isinstance(d, str) and d.startswith("python"))
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = meta["dependencies"] + meta["optional-dependencies"]["dev"]
-    return {_name(r) for r in reqs}
-
-
-def _environment_entries() -> list[str]:
-    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    return [d for d in deps if isinstance(d, str)] + [d for d in pip if not d.startswith("-e")]
-
-
-def _environment_requirements() -> set[str]:
-    names = {_name(e) for e in _environment_entries()} - CONDA_ONLY
-    return {CONDA_TO_PYPI.get(n, n) for n in names}
-
-
-def test_environment_matches_pyproject():
-    py, env = _pyproject_requirements(), _environment_requirements()
-    assert py == env, f"only in pyproject: {sorted(py - env)}; only in environment.yml: {sorted(env - py)}"
-
-
-def test_version_bounds_agree():
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    env = {CONDA_TO_PYPI.get(_name(e), _name(e)): e for e in _environment_entries()}
-    for req in meta["dependencies"]:
-        bounds = req[len(_name(req)) :].strip()
-        assert env[_name(req)].endswith(bounds), f"{req} has other bounds in environment.yml"
+    minimum = meta["requires-python"].removeprefix(">=")
+    assert tuple(map(int, python.split("=")[-1].split("."))) >= tuple(map(int, minimum.split(".")))
 
 
 def test_console_script_declared():
@@ -84,7 +62,9 @@ def test_wheel_ships_the_course_notebooks(tmp_path):
     notebooks = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert course == notebooks | {"expected_figures.json"}
     assert len(course) == 11
-    assert {"featureae_lite/cli.py", "featureae_lite/data/synth.py", "featureae_lite/models/fae.py"} <= names
+    assert {"featureae_lite/cli.py", "featureae_lite/data/synth.py", "featureae_lite/models/fae.py",
+            "featureae_lite/resources/site_page.html.j2",
+            "featureae_lite/resources/site_index.html.j2"} <= names
 
 
 def test_installed_expected_figures_are_read_only(tmp_path):
