@@ -94,15 +94,16 @@ DEFAULT = Preset(
     # (val loss 0.0696 at 833 steps, 0.0699 at 1000) and ae_ssim flat from ~1000 steps — their test AP
     # does not improve with more (ae_l1 0.031 at 167 steps, 0.022 at 1000; GPU: 0.023 at 8000), the VAE
     # flat from ~1300-2000 (val loss 0.0841 → 0.0842), DPA 250 (AP 0.294; GPU: 0.301 at 3000); FAE
-    # trains for the ~10 min cap (above). ProxyAno (curve to 1800 steps): the val loss falls 17 % and
-    # 9 % per 300 steps up to 900, then 3-4 % (0.1377, 0.1323, 0.1270, 0.1230) → 1200 steps, 0.17 s
-    # each; its test AP is at the floor (0.005-0.007) at every point. patchsim (curve to 3600 steps,
+    # trains for the ~10 min cap (above). ProxyAno (dense 64-unit PEM bottleneck; curve to 1800 steps,
+    # docs/convergence.md): the val loss falls 14 % from 300 to 600 steps and 6 % to 900, then by at
+    # most 3.4 % per 300 steps (0.2097, 0.2073, 0.2003, 0.1986) → 900 steps; its test AP is flat from
+    # 300 steps on (0.036-0.046). patchsim (curve to 3600 steps,
     # 0.16 s each): the val loss is still falling at the 10-min cap (0.0286 at 600, 0.0226 at 1800,
     # 0.0222 at 2400, 0.0239 at 3000, 0.0208 at 3600) → 3600 steps (571 s); its test AP left the floor
     # between 600 and 1200 steps (0.004 → 0.139) and reached 0.25-0.31 from 2400 on.
     budgets={"ae_l1": {"steps": 1000}, "vae": {"steps": 2000}, "ae_ssim": {"steps": 1000},
            "fae": {"steps": 1400, "lr": FAE_CPU_LR, "precision": "bfloat16"}, "dpa": {"steps": 250},
-           "proxyano": {"steps": 1200}, "patchsim": {"steps": 3600}},
+           "proxyano": {"steps": 900}, "patchsim": {"steps": 3600}},
 )
 # The notebooks at classroom settings (QUICK=False, the main job of `make run`): train once, then teach.
 # The course models get DEFAULT's budgets — the benchmark's, at the knee of their curves — and the

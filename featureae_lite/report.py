@@ -252,3 +252,34 @@ def best(source: Any, on: str | None = None, metric: str = "pixel_ap", exclude: 
 def lines(*readings: str) -> Reading:
     """Several readings as one Markdown bullet list."""
     return Reading("\n".join(f"- {r}" for r in readings))
+
+
+def chance(source: Any, names: Iterable[str], on: str | None = None, level: float = 0.5) -> Reading:
+    """One sentence per name saying whether its pixel AUROC is above chance.
+
+    A pixel AUROC at or below ``level`` (0.5: a random map) means the map ranks lesion pixels no
+    higher than healthy ones — for a trained method, a sign of a fault, not of a weak method.
+
+    Parameters
+    ----------
+    source : mapping or DataFrame
+        Results (see the module docstring) carrying ``"pixel_auroc"``.
+    names : iterable of str
+        The names to read.
+    on : str, optional
+        Anomaly type (None: overall).
+    level : float
+        The AUROC of chance.
+
+    Returns
+    -------
+    Reading
+        E.g. "- **proxyano_short_spatial**: pixel AUROC 0.461 — at or below chance (0.5)."
+    """
+    out = []
+    for name in names:
+        v = value_of(source, name, on, "pixel_auroc")
+        verdict = ("not measured" if math.isnan(v) else
+                   f"at or below chance ({level:g})" if v <= level else f"above chance ({level:g})")
+        out.append(f"**{name}**: pixel AUROC{_where(on)} {_fmt(v)} — {verdict}.")
+    return lines(*out)

@@ -91,3 +91,13 @@ def test_best_fold_and_apart_edge_cases():
     assert not report.intervals_apart((0.0, 1.0), (1.0, 2.0))  # touching intervals overlap
     assert report.intervals_apart((0.0, 0.9), (1.0, 2.0))
     assert report.lines("a", "b") == "- a\n- b"
+
+
+def test_chance_says_at_or_below_chance_from_the_auroc():
+    results = {"spatial": {"pixel_auroc": 0.461, "per_type": {"tumor": {"pixel_auroc": 0.52}}},
+               "dense": {"pixel_auroc": 0.79}, "equal": {"pixel_auroc": 0.5}, "none": {}}
+    text = report.chance(results, ["spatial", "dense", "equal", "none"])
+    rows = text.splitlines()
+    assert "**spatial**: pixel AUROC 0.461 — at or below chance (0.5)." in rows[0]
+    assert "above chance" in rows[1] and "at or below chance" in rows[2] and "not measured" in rows[3]
+    assert "above chance" in report.chance(results, ["spatial"], on="tumor")

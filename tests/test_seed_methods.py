@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,31 @@ def test_memory_readout_is_a_convex_combination():
         assert (w >= 0).all()
         torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 3))
         torch.testing.assert_close(out, torch.einsum("nhwm,md->ndhw", w, mem.memory))
+
+
+def test_proxyano_bottleneck_is_dense_by_default_and_spatial_on_request():
+    x = torch.rand(3, 1, 64, 64)
+    dense = create_detector("proxyano", image_size=64, n_segments=40)
+    assert dense.pem.latent(x).shape == (3, dense.config.latent_dim, 1, 1)  # one read-out per slice
+    assert not dense.irm.dense  # the IRM keeps its spatial bottleneck (dense_irm=False)
+    spatial = create_detector("proxyano", image_size=64, n_segments=40, latent_dim=0)
+    assert spatial.pem.latent(x).shape == (3, 64, 4, 4)  # the first version: 16 read-outs per slice
+    for det in (dense, spatial):
+        assert det.reconstruct(x).shape == x.shape
+    with pytest.raises(ValueError, match="pseudo_on must be one of proxy, input, both"):
+        create_detector("proxyano", image_size=64, pseudo_on="everywhere")
+
+
+def test_proxyano_entropy_loss_is_the_mean_entropy_of_the_read_out_weights(toy):
+    det = create_detector("proxyano", image_size=SIZE, n_segments=40, entropy_weight=0.5)
+    batch = det.prepare(Batch.of(toy["train"])[:4])
+    det.train()
+    loss = det.loss(batch)
+    w = det.pem.memory.last_weights
+    assert w.shape == (4, det.config.memory_slots)
+    torch.testing.assert_close(det.pem.memory.entropy(), -(w * torch.log(w + 1e-12)).sum(1).mean())
+    assert torch.isfinite(loss)
+    assert 0 < float(det.pem.memory.entropy()) <= math.log(det.config.memory_slots) + 1e-5
 
 
 def test_pseudo_anomaly_changes_only_the_pasted_region():
