@@ -125,3 +125,17 @@ def test_the_main_job_ends_with_the_site_inside_its_run_folder(tmp_path, monkeyp
     assert "tumor 1.500" in index.read_text()
     args = cli.build_parser().parse_args([*command, "--overwrite"])
     assert cli._cmd_notebooks(args) == 0 and not (tmp_path / "run" / "site").exists()  # a rerun clears it
+
+
+def test_no_notebook_formula_uses_the_prime_shorthand_the_offline_mathjax_fails_on():
+    # Measured in headless Chromium with the site's MathJax (jupyter-server-mathjax, STIX-Web fonts):
+    # $x'$ shows "[Math Processing Error]" while $x^\prime$ typesets. Inline formulas, line by line.
+    import re
+
+    bad = []
+    for path in list_notebooks():
+        for cell in nbformat.read(path, 4).cells:
+            if cell.cell_type == "markdown":
+                for line in cell.source.splitlines():
+                    bad += [f"{path.name}: {m}" for m in re.findall(r"\$[^$`]+\$", line) if "'" in m]
+    assert bad == [], "write x^\\prime instead of x' in math: " + "; ".join(bad)
