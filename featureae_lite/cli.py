@@ -15,9 +15,9 @@ from pathlib import Path
 
 from featureae_lite.device import resolve_device
 from featureae_lite.fileio import check_not_an_input, check_output_dir, check_output_file, write_atomic
+from featureae_lite.models.base import MAX_STEPS
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeds and most tools stop here; torch takes 64 bits
-MAX_STEPS = 10_000_000  # a thousand times the references' budget
 MAX_COUNT = 10_000  # --points, --threads
 
 

@@ -49,6 +49,9 @@ class AnomalyOutput(NamedTuple):
     scores: Tensor
 
 
+MAX_STEPS = 10_000_000  # the most training steps a config (or --steps) may ask: 1000x the references'
+
+
 @dataclasses.dataclass
 class DetectorConfig:
     """Settings shared by every method.

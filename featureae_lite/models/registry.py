@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano  # noqa: F401
-from featureae_lite.models.base import REGISTRY, Detector, DetectorConfig
+from featureae_lite.models.base import MAX_STEPS, REGISTRY, Detector, DetectorConfig
 
 
 def available_methods() -> list[str]:
@@ -71,7 +71,7 @@ def _accepts(default: Any, value: Any) -> bool:
 
 # Sane bounds of whole-number config options (a checkpoint edited to image_size 1e6 would otherwise
 # ask for terabytes); any other whole number, also inside a tuple (widths), lies in [0, MAX_SIZE].
-INT_BOUNDS = {"image_size": (8, 1024), "steps": (0, 10_000_000), "batch_size": (1, 65_536)}
+INT_BOUNDS = {"image_size": (8, 1024), "steps": (0, MAX_STEPS), "batch_size": (1, 65_536)}
 MAX_SIZE = 65_536
 
 
