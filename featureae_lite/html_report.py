@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from featureae_lite.fileio import check_output_dir, write_atomic
+from featureae_lite.presets import QUICK
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 MATHJAX_DIR = "mathjax"  # folder next to the pages
@@ -54,11 +55,13 @@ KEY_RESULTS = {
                     "[{ae_l1_pixel_ap_ci_low}, {ae_l1_pixel_ap_ci_high}]",
 }
 
+_QUICK_STEPS = sorted({b["steps"] for b in QUICK.budgets.values()})
 QUICK_BANNER = ('<div class="fl-banner" role="note"><b>QUICK run.</b> These pages were rendered from a '
-                "QUICK run: small data, 64-px slices and models trained for seconds (150 steps). The "
-                "lessons of the course do not show here: FAE loses to the l1 residual and its maps are "
-                "untrained blobs. Read the classroom run (<code>make run</code>) for the lessons; "
-                "this one only shows that everything executes.</div>")
+                "QUICK run: small data, 64-px slices and models trained for seconds "
+                f"({'/'.join(map(str, _QUICK_STEPS))} steps), too few for most of them to learn. The "
+                "lessons of the course (such as FAE's lead over the l1 residual) need the classroom "
+                "budgets and may be inverted here. Read the classroom run (<code>make run</code>) for "
+                "the lessons; this one only shows that everything executes.</div>")
 
 
 @dataclass
