@@ -20,11 +20,11 @@ import time
 
 import torch
 
-from featureae_lite.evaluation import evaluate_output
-from featureae_lite.fileio import write_atomic
-from featureae_lite.models.batch import Batch
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.core.presets import preset
+from featureae_lite.data.batch import Batch
+from featureae_lite.experiments.evaluation import evaluate_output
 from featureae_lite.models.registry import create_detector
-from featureae_lite.presets import preset
 
 
 def _steps_time(det, inputs: Batch, n: int, gen: torch.Generator) -> float:

@@ -17,8 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from featureae_lite.fileio import write_atomic
-from featureae_lite.site_check import external_references, find_chromium, typeset_count, typeset_in_chromium
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.course.site_check import (
+    external_references,
+    find_chromium,
+    typeset_count,
+    typeset_in_chromium,
+)
 
 _TEX = re.compile(r"\$[^$\n]*[\\^_{][^$\n]*\$")  # $…$ holding a TeX command, sub- or superscript
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     site = args.site
     if not (site / "index.html").is_file():
-        from featureae_lite.html_report import render_run
+        from featureae_lite.course.html_report import render_run
 
         start = time.perf_counter()
         site = render_run(site, site / "site").parent

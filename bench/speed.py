@@ -4,13 +4,13 @@
 
 (a) SSIM forward + backward on FAE-sized feature maps (32, 256, 32, 32), windows 5 and 11, and on
     image batches (32, 1, 128, 128), window 11:
-    featureae_lite.ssim vs a straightforward SSIM (full 2-D Gaussian window, per-statistic depthwise
+    featureae_lite.core.ssim vs a straightforward SSIM (full 2-D Gaussian window, per-statistic depthwise
     conv2d) and vs pytorch_msssim (which uses 'valid' convolutions, so its maps are smaller).
 (b) The training loss 1 − mean SSIM on FAE's (32, 176, 32, 32) efficientnet_lite0 features, window 5:
     ``ssim_loss`` (chunks reduced as they go) vs ``1 - ssim_map(...).mean()`` (the full map) vs the
     full map from indexed chunks (before ``ssim_loss``); and a whole FAE training step (bfloat16
     autoencoder, Adam) with ``ssim_loss`` vs with the indexed full map.
-(c) Pixel AP and AUROC on 10^7 pixels: featureae_lite.metrics vs scikit-learn (values checked equal).
+(c) Pixel AP and AUROC on 10^7 pixels: featureae_lite.core.metrics vs scikit-learn (values checked equal).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from featureae_lite import ssim as ssim_module
-from featureae_lite.fileio import write_atomic
-from featureae_lite.maps import gaussian_window
-from featureae_lite.metrics import average_precision, roc_auc
-from featureae_lite.ssim import ssim_loss, ssim_map
+from featureae_lite.core import ssim as ssim_module
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.core.maps import gaussian_window
+from featureae_lite.core.metrics import average_precision, roc_auc
+from featureae_lite.core.ssim import ssim_loss, ssim_map
 
 
 def naive_ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:

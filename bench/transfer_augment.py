@@ -5,7 +5,7 @@
 
 Each method trains (same preset budget, same seed) on the T1 cohort's training slices plus ``copies``
 augmented copies of each, one run per mode, and is evaluated by ``featureae-lite transfer``'s
-:func:`~featureae_lite.transfer.transfer_test` (its ``train_transform``): pixel AP on the cohort's
+:func:`~featureae_lite.experiments.transfer.transfer_test` (its ``train_transform``): pixel AP on the cohort's
 validation split (the only figure to choose on), its synthetic test split and the real held-out set.
 The augmentations are drawn a priori from the usual ranges of nnU-Net-style
 pipelines, not from the real cases:
@@ -33,9 +33,9 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from featureae_lite.core.fileio import write_atomic
 from featureae_lite.data.dataset import SliceData
 from featureae_lite.data.preprocess import equalize
-from featureae_lite.fileio import write_atomic
 
 MODES = ("none", "intensity", "spatial", "both")
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
 
-    from featureae_lite.transfer import find_real_data, transfer_test
+    from featureae_lite.experiments.transfer import find_real_data, transfer_test
 
     modes = args.modes.split(",")
     if set(modes) - set(MODES):

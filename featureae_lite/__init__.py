@@ -1,6 +1,17 @@
 """featureae_lite: unsupervised anomaly localisation in brain MRI, from l1 residuals to
 Structural Feature-Autoencoders. See the notebooks for the guided tour.
 
+The package is layered, imports flowing one way downwards::
+
+    core/         ssim, metrics, features, maps, uncertainty, device, fileio, presets, viz, errors
+    data/         synthetic cohort, NIfTI and real-data layouts, preprocessing, augmentation, Batch
+    training.py   the one training loop
+    models/       one module per method over one Detector interface, and the registry
+    experiments/  evaluation, checkpoints, benchmark, curves, transfer, tuning
+    course/       session, notebook runner and figure checks, report, widgets, exercises, site
+    grading/      student versions, grading in a sandbox
+    cli.py        the command line
+
 The public face the notebooks use::
 
     import featureae_lite as fl
@@ -8,18 +19,20 @@ The public face the notebooks use::
     det = fl.create_detector("fae", image_size=128)
 """
 
-from featureae_lite import analysis, exercises, metrics, report, transfer, viz, widgets
-from featureae_lite.evaluation import evaluate
+from featureae_lite.core import features, metrics, ssim, viz
+from featureae_lite.core.presets import preset
+from featureae_lite.course import analysis, exercises, report, widgets
+from featureae_lite.course.notebooks import record_figures
+from featureae_lite.course.session import Session, start
+from featureae_lite.experiments import evaluation, transfer
+from featureae_lite.experiments.evaluation import evaluate
 from featureae_lite.models.base import AnomalyOutput, Detector
 from featureae_lite.models.registry import available_methods, create_detector, load_detector
-from featureae_lite.notebooks import record_figures
-from featureae_lite.presets import preset
-from featureae_lite.session import Session, start
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyOutput", "Detector", "Session", "analysis", "available_methods", "create_detector",
-    "evaluate", "exercises", "load_detector", "metrics", "preset", "record_figures", "report", "start",
-    "transfer", "viz", "widgets",
+    "evaluate", "evaluation", "exercises", "features", "load_detector", "metrics", "preset", "record_figures",
+    "report", "ssim", "start", "transfer", "viz", "widgets",
 ]

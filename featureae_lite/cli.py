@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from featureae_lite.device import resolve_device
-from featureae_lite.fileio import check_not_an_input, check_output_dir, check_output_file, write_atomic
+from featureae_lite.core.device import resolve_device
+from featureae_lite.core.fileio import check_not_an_input, check_output_dir, check_output_file, write_atomic
 from featureae_lite.models.base import MAX_STEPS
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeds and most tools stop here; torch takes 64 bits
@@ -147,13 +147,13 @@ def cohort_summary(cohort: Path) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from featureae_lite.core.presets import preset
     from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.models.registry import create_detector
-    from featureae_lite.presets import preset
+    from featureae_lite.models.registry import create_detector, preset_config
 
     name = _preset_name(args)
     p = preset(name)
-    cfg = p.config(args.method, args.seed, _backbone_options(args))
+    cfg = preset_config(p, args.method, args.seed, _backbone_options(args))
     if args.steps is not None:
         cfg["steps"] = args.steps
     det = create_detector(args.method, **cfg).to_device(args.device)  # fails fast on bad input
@@ -170,10 +170,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from featureae_lite.core.presets import preset
     from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.evaluation import METRIC_KEYS, evaluate
+    from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate
     from featureae_lite.models.registry import load_detector
-    from featureae_lite.presets import preset
 
     name = _preset_name(args)
     det = load_detector(args.checkpoint).to_device(args.device)
@@ -208,7 +208,7 @@ def _methods(text: str) -> list[str]:
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from featureae_lite.benchmark import run_benchmark
+    from featureae_lite.experiments.benchmark import run_benchmark
 
     methods = _methods(args.methods)
     name, source, overrides = _preset_name(args), _source(args), _backbone_options(args)
@@ -228,7 +228,7 @@ def _cmd_fetch_real(args: argparse.Namespace) -> int:
     from featureae_lite.data.realdata import fetch_pyradiomics
 
     if args.out is None:  # where notebook 01's transfer test looks for it
-        from featureae_lite.transfer import real_data_dir
+        from featureae_lite.experiments.transfer import real_data_dir
 
         args.out = str(real_data_dir(args.data))
     check_output_dir(args.out)
@@ -240,7 +240,7 @@ def _cmd_fetch_real(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from featureae_lite.transfer import run_transfer
+    from featureae_lite.experiments.transfer import run_transfer
 
     methods = _methods(args.methods)
     name, overrides = _preset_name(args), _backbone_options(args)
@@ -258,7 +258,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def _cmd_curves(args: argparse.Namespace) -> int:
-    from featureae_lite.curves import learning_curves
+    from featureae_lite.experiments.curves import learning_curves
 
     methods = _methods(args.methods)
     name, source = _preset_name(args), _source(args)
@@ -277,7 +277,7 @@ def _cmd_curves(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from featureae_lite.notebooks import (
+    from featureae_lite.course.notebooks import (
         check_run,
         clear_run_folder,
         record_expected,
@@ -323,7 +323,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
               f"figures), {len(report.drift)} figure(s) outside their measured band (warnings)")
     html = run_dir / "site" if getattr(args, "site_in_run", False) else getattr(args, "html", None)
     if html:
-        from featureae_lite.html_report import render_run
+        from featureae_lite.course.html_report import render_run
 
         tick = time.perf_counter()
         index = render_run(run_dir, html)
@@ -337,7 +337,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 def _cmd_assignments_make(args: argparse.Namespace) -> int:
-    from featureae_lite.assignments import make_assignments
+    from featureae_lite.grading.assignments import make_assignments
 
     written = make_assignments(args.out, force=args.force)
     print(f"{len(written)} student notebooks written to {args.out}:")
@@ -347,7 +347,7 @@ def _cmd_assignments_make(args: argparse.Namespace) -> int:
 
 
 def _cmd_assignments_grade(args: argparse.Namespace) -> int:
-    from featureae_lite.assignments import grade, report_table
+    from featureae_lite.grading.assignments import grade, report_table
 
     reports = grade(args.notebooks, args.out, time_limit=args.time_limit, data_dir=args.data,
                     memory_limit_mb=args.memory_limit, file_size_limit_mb=args.file_size_limit,
@@ -360,8 +360,8 @@ def _cmd_assignments_grade(args: argparse.Namespace) -> int:
 
 
 def _cmd_main(args: argparse.Namespace) -> int:
+    from featureae_lite.core.presets import preset
     from featureae_lite.data import ensure_cohort
-    from featureae_lite.presets import preset
 
     if args.contrast != "t2":
         raise ValueError(f"--contrast {args.contrast}: the notebooks teach on the T2 cohort; other "
@@ -372,8 +372,8 @@ def _cmd_main(args: argparse.Namespace) -> int:
     print(cohort_summary(cohort))
     print(f"cohort ready in {time.perf_counter() - start:.1f} s")
     # Train once, then teach: every course model at the preset's budget, loaded by the notebooks
-    from featureae_lite.session import start as start_session
-    from featureae_lite.session import train_course_models
+    from featureae_lite.course.session import start as start_session
+    from featureae_lite.course.session import train_course_models
 
     tick = time.perf_counter()
     session = start_session(args.quick, args.seed, args.data, args.contrast, device=args.device)
@@ -389,7 +389,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``featureae-lite``."""
-    from featureae_lite.benchmark import DEFAULT_METHODS
+    from featureae_lite.experiments.benchmark import DEFAULT_METHODS
 
     parser = argparse.ArgumentParser(
         prog="featureae-lite",

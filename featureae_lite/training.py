@@ -1,6 +1,7 @@
 """One training loop for every trainable method: seeded, Adam, tqdm, validation loss, early stopping.
 
-Train-or-load with checkpoints keyed by config, data and code lives in :mod:`featureae_lite.checkpoints`.
+Train-or-load with checkpoints keyed by config, data and code lives in
+:mod:`featureae_lite.experiments.checkpoints`.
 """
 
 from __future__ import annotations
@@ -9,15 +10,35 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
-from featureae_lite.models.batch import Batch
+from featureae_lite.data.batch import Batch
 
-if TYPE_CHECKING:
-    from featureae_lite.models.base import Detector
+
+class Trainable(Protocol):
+    """What the loop needs of a model (every :class:`~featureae_lite.models.base.Detector` is one):
+    an ``nn.Module`` with a config (``steps``, ``batch_size``, ``lr``, ``seed``), a name, a device, and
+    ``prepare`` (raw slices → cached inputs), ``fit_statistics`` and ``loss`` (a batch → scalar)."""
+
+    name: str
+    config: Any
+    history: dict
+    training: bool
+
+    @property
+    def device(self) -> torch.device: ...
+    def check_images(self, images: torch.Tensor) -> None: ...
+    def prepare(self, data: Any) -> Batch: ...
+    def fit_statistics(self, inputs: Batch) -> None: ...
+    def loss(self, batch: Batch) -> torch.Tensor: ...
+    def parameters(self) -> Iterable[torch.nn.Parameter]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> Any: ...
+    def train(self, mode: bool = True) -> Any: ...
+    def eval(self) -> Any: ...
 
 
 def _healthy(data) -> Batch | None:
@@ -47,7 +68,7 @@ def lr_factor(step: int, steps: int, schedule: str = "constant", warmup: float =
 
 
 def fit(
-    detector: Detector,
+    detector: Trainable,
     train,
     val=None,
     *,
@@ -64,7 +85,7 @@ def fit(
 
     Parameters
     ----------
-    detector : Detector
+    detector : Trainable
         A trainable detector (implements ``prepare`` and ``loss``).
     train : SliceData or Tensor
         Training slices: images (N, 1, H, W) and their brain masks (bare images: the whole slice
@@ -164,7 +185,7 @@ def fit(
 
 
 @torch.no_grad()
-def validation_loss(detector: Detector, inputs: Batch, batch_size: int = 64) -> float:
+def validation_loss(detector: Trainable, inputs: Batch, batch_size: int = 64) -> float:
     """Mean loss over prepared validation inputs, in eval mode."""
     was = detector.training
     detector.eval()

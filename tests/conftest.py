@@ -60,7 +60,7 @@ def quick_data_dir(tmp_path_factory):
 
     When the checkout's data folder holds a fetched real set (``make setup`` runs ``featureae-lite
     fetch-real``), it is linked in as ``real/`` so that notebook 01 runs its transfer test offline."""
-    from featureae_lite.transfer import find_real_data
+    from featureae_lite.experiments.transfer import find_real_data
 
     folder = tmp_path_factory.mktemp("quick_data")
     real = find_real_data(None, Path(__file__).resolve().parents[1] / "data")

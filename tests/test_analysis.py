@@ -1,4 +1,4 @@
-"""Measurements used by the notebooks (featureae_lite.analysis)."""
+"""Measurements used by the notebooks (featureae_lite.course.analysis)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from featureae_lite.analysis import domain_shifts, gradient_magnitude, lesion_contrast
+from featureae_lite.course.analysis import domain_shifts, gradient_magnitude, lesion_contrast
 
 
 def test_lesion_contrast_matches_the_direct_formula_and_weights_feature_cells():

@@ -1,4 +1,4 @@
-"""Exercises, student versions and autograding (featureae_lite.exercises / .assignments)."""
+"""Exercises, student versions and autograding (featureae_lite.course.exercises / .assignments)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 import featureae_lite as fl
-from featureae_lite import assignments
-from featureae_lite.assignments import BEGIN, grade, make_assignments, report_table, student_version
 from featureae_lite.cli import main
-from featureae_lite.exercises import EXERCISES, feedback
-from featureae_lite.notebooks import list_notebooks
-from featureae_lite.sandbox import _pids_cgroup, isolation_problem
+from featureae_lite.course.exercises import EXERCISES, feedback
+from featureae_lite.course.notebooks import list_notebooks
+from featureae_lite.grading import assignments
+from featureae_lite.grading.assignments import BEGIN, grade, make_assignments, report_table, student_version
+from featureae_lite.grading.sandbox import _pids_cgroup, isolation_problem
 
 NOTEBOOKS = list_notebooks()
 NO_ISOLATION = isolation_problem()  # None where submissions can be isolated (bubblewrap works)
@@ -270,7 +270,7 @@ def test_forged_submissions_are_graded_failed_and_an_honest_one_passed(tmp_path)
         f"fl.exercises.feedback = lambda *a, **k: {FORGED_FEEDBACK}\n"
         "fl.exercises.EXERCISES['l1_residual'] = fl.exercises.EXERCISES['l1_residual'].__class__(\n"
         "    'l1_residual', '01_l1_residual_autoencoder', 'forged', lambda fn, rng: None)\n"
-        "import featureae_lite.exercises as ex\nex._close = lambda *a, **k: None\n"
+        "import featureae_lite.course.exercises as ex\nex._close = lambda *a, **k: None\n"
         f"{wrong}", 'fl.exercises.check("l1_residual", l1_residual)')
     reports = grade([honest, edited_check, printed, patched], **LIMITS)
     verdicts = {Path(r["path"]).name.split("_")[0]: r["exercises"]["l1_residual"]["status"] for r in reports}
@@ -480,7 +480,7 @@ def test_sigterm_stops_grading_and_cleans_up_like_ctrl_c(tmp_path, sandboxes):
     options = [] if NO_ISOLATION is None else ["--no-isolation"]
     grader = _grader([str(endless), *CLI_LIMITS, *options], tmp_path, sandboxes)
     deadline = time.monotonic() + 60
-    while not [p for p in _processes_under(sandboxes) if "featureae_lite.remote" in p]:
+    while not [p for p in _processes_under(sandboxes) if "featureae_lite.grading.remote" in p]:
         assert time.monotonic() < deadline and grader.poll() is None, "the worker never started"
         time.sleep(0.2)
     time.sleep(1.0)  # the worker spins in the endless cell
@@ -512,7 +512,7 @@ def test_out_is_checked_before_any_grading_and_is_never_an_input(tmp_path, monke
 
 def test_without_isolation_grading_is_refused_unless_no_isolation_is_passed(tmp_path, monkeypatch, capsys,
                                                                             sandboxes):
-    from featureae_lite import sandbox
+    from featureae_lite.grading import sandbox
 
     monkeypatch.setitem(sandbox._ISOLATION, "problem", "bubblewrap (bwrap) is not installed; install it")
     nb = _submission(tmp_path / "x_01_l1_residual_autoencoder.ipynb", L1)
@@ -531,7 +531,7 @@ def test_without_isolation_grading_is_refused_unless_no_isolation_is_passed(tmp_
 def test_forbidden_functions_are_caught_at_run_time_and_reference_solutions_pass(tmp_path):
     """A computed name (``importlib.import_module("sk" + "learn.metrics")``, ``getattr``) passes the
     source scan; the worker's tripwires catch the call itself, and honest solutions are unaffected."""
-    from featureae_lite.exercises import forbidden_calls
+    from featureae_lite.course.exercises import forbidden_calls
 
     cells = {"average_precision": "import importlib\ndef average_precision(scores, labels):\n"
              "    metrics = importlib.import_module('sk' + 'learn.metrics')\n"
@@ -553,7 +553,7 @@ def test_forbidden_functions_are_caught_at_run_time_and_reference_solutions_pass
     references = [_submission(tmp_path / f"ref_{nb}.ipynb", *cells.values()) for nb, cells in honest.items()]
     sly, *refs = grade([computed, *references], **LIMITS)
     for name, module in (("average_precision", "sklearn.metrics.average_precision_score"),
-                         ("val_threshold", "featureae_lite.metrics.best_dice")):
+                         ("val_threshold", "featureae_lite.core.metrics.best_dice")):
         result = sly["exercises"][name]
         assert result["status"] == "failed" and f"your solution calls {module} (seen when it ran)" in \
             result["message"], result

@@ -2,7 +2,7 @@
 
 import pytest
 
-from featureae_lite.ssim import ssim_map
+from featureae_lite.core.ssim import ssim_map
 
 
 def test_naive_reference_agrees_with_ours():

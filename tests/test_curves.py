@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from featureae_lite.cli import main
-from featureae_lite.curves import checkpoint_steps, curves_markdown
+from featureae_lite.experiments.curves import checkpoint_steps, curves_markdown
 from featureae_lite.models.registry import create_detector
 from featureae_lite.training import lr_factor
 

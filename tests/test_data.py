@@ -313,7 +313,7 @@ def test_wide_cohort_varies_only_its_training_subjects(tmp_path, monkeypatch):
 
 def test_the_variety_option_reaches_the_cohort_from_the_command_line(tmp_path, monkeypatch):
     import featureae_lite.data
-    import featureae_lite.transfer
+    import featureae_lite.experiments.transfer
     from featureae_lite.cli import main
 
     seen = {}
@@ -329,7 +329,7 @@ def test_the_variety_option_reaches_the_cohort_from_the_command_line(tmp_path, m
         (tmp_path / "out" / "transfer.md").write_text("table\n")
 
     monkeypatch.setattr(featureae_lite.data, "synthesize_cohort", fake_synth)
-    monkeypatch.setattr(featureae_lite.transfer, "run_transfer", fake_transfer)
+    monkeypatch.setattr(featureae_lite.experiments.transfer, "run_transfer", fake_transfer)
     assert main(["synth", "--out", str(tmp_path), "--variety", "wide", "--contrast", "t1"]) == 0
     assert seen["synth"]["variety"] == "wide"
     (tmp_path / "out").mkdir()

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from featureae_lite.cli import main
-from featureae_lite.device import resolve_device
+from featureae_lite.core.device import resolve_device
+from featureae_lite.core.presets import preset
 from featureae_lite.models.registry import create_detector, load_detector
-from featureae_lite.presets import preset
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 

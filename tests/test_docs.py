@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from featureae_lite import widgets
 from featureae_lite.cli import build_parser
-from featureae_lite.exercises import EXERCISES
+from featureae_lite.course import widgets
+from featureae_lite.course.exercises import EXERCISES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -22,7 +22,7 @@ NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: 
 
 
 def _widget_names() -> list[str]:
-    """Public functions of featureae_lite.widgets that build a panel (they call ``_run``)."""
+    """Public functions of featureae_lite.course.widgets that build a panel (they call ``_run``)."""
     return [n for n, f in inspect.getmembers(widgets, inspect.isfunction)
             if not n.startswith("_") and f.__module__ == widgets.__name__ and "_run(" in inspect.getsource(f)]
 

@@ -464,7 +464,7 @@ def test_read_only_cache_folder_gets_one_line_saying_what_to_do(tmp_path, monkey
 
 
 def test_notebooks_overwrite_clears_only_an_earlier_run(tmp_path):
-    from featureae_lite.notebooks import clear_run_folder
+    from featureae_lite.course.notebooks import clear_run_folder
 
     run = _earlier_run(tmp_path)
     (run / ".ipynb_checkpoints").mkdir()

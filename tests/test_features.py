@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from featureae_lite.features import FeatureExtractor, available_backbones, layer_names
+from featureae_lite.core.features import FeatureExtractor, available_backbones, layer_names
 
 
 def test_effnet_default_is_offline_pretrained_176_channels():
@@ -68,7 +68,7 @@ def test_bad_names_and_shapes():
 
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet18"])
 def test_folded_batchnorm_gives_the_same_features(backbone, monkeypatch):
-    import featureae_lite.features as features
+    import featureae_lite.core.features as features
 
     x = torch.rand(2, 1, 64, 64)
     folded = FeatureExtractor(backbone, pretrained=False)
@@ -97,7 +97,7 @@ def test_local_resnet18_weights_load_offline_and_bad_files_are_named(tmp_path):
 
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet18"])
 def test_layer_table_matches_the_extractor(backbone):
-    from featureae_lite.features import layer_table
+    from featureae_lite.core.features import layer_table
 
     rows = layer_table(backbone)
     layers = tuple(r["layer"] for r in rows)

@@ -1,9 +1,12 @@
 """Imports flow one way: no module of the package takes part in an import cycle.
 
 The walker reads every module's source (no import is executed), collects the package-internal
-``import`` / ``from ... import`` statements at any depth — module level and inside functions, since a
-deferred import is still a dependency — except those under ``if TYPE_CHECKING:``, and builds a graph of
-module → modules it imports. A cycle is reported as a readable chain ``a → b → c → a``.
+``import`` / ``from ... import`` statements at any depth — module level, inside functions and under
+``if TYPE_CHECKING:``, since a deferred or type-only import is still a dependency — and builds a graph
+of module → modules it imports. A cycle is reported as a readable chain ``a → b → c → a``.
+
+The subpackages are layers (core → data → training → models → experiments → course → grading →
+cli): a module imports only from its own layer or the layers below it.
 """
 
 from __future__ import annotations
@@ -27,26 +30,11 @@ def module_names(package_dir: Path) -> dict[str, Path]:
     return names
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    """True for ``TYPE_CHECKING`` and ``typing.TYPE_CHECKING``."""
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
-
-
 def _import_nodes(node: ast.AST):
-    """Every Import / ImportFrom under ``node``, skipping the bodies of ``if TYPE_CHECKING:``."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and _is_type_checking(child.test):
-            for other in child.orelse:
-                yield from _import_nodes_of(other)
-            continue
-        yield from _import_nodes_of(child)
-
-
-def _import_nodes_of(node: ast.AST):
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        yield node
-    yield from _import_nodes(node)
+    """Every Import / ImportFrom under ``node``, at any depth (``if TYPE_CHECKING:`` included)."""
+    for child in ast.walk(node):
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            yield child
 
 
 def _known(name: str, modules: dict[str, Path]) -> str | None:
@@ -120,6 +108,24 @@ def find_cycles(graph: dict[str, set[str]], limit: int = CYCLE_LIMIT) -> list[st
     return [" → ".join(c) for c in sorted(cycles, key=lambda c: (len(c), c))]
 
 
+LAYERS = ("core", "data", "training", "models", "experiments", "course", "grading", "cli")
+
+
+def layer(module: str) -> int:
+    """Rank of a package module's layer (the package's ``__init__``, the public face, is on top)."""
+    parts = module.split(".")
+    return LAYERS.index(parts[1]) if len(parts) > 1 else len(LAYERS)
+
+
+def test_layers_import_only_downwards():
+    graph = import_graph(PACKAGE_DIR)
+    assert {m.split(".")[1] for m in graph if "." in m} == set(LAYERS)
+    upward = sorted(f"{m} ({LAYERS[layer(m)] if layer(m) < len(LAYERS) else 'package'}) imports {t} "
+                    f"({LAYERS[layer(t)] if layer(t) < len(LAYERS) else 'package'})"
+                    for m, targets in graph.items() for t in targets if layer(t) > layer(m))
+    assert not upward, "imports that go up a layer:\n" + "\n".join(upward)
+
+
 def test_package_has_no_import_cycle():
     cycles = find_cycles(import_graph(PACKAGE_DIR))
     count = f"{len(cycles)}{'+' if len(cycles) >= CYCLE_LIMIT else ''}"
@@ -143,16 +149,16 @@ def test_finder_reports_a_deliberate_cycle(tmp_path):
         "sub/__init__.py": "",
         "sub/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toy import d\n"
                     "else:\n    import toy.a\n",
-        "d.py": "from toy.sub.c import x\n",  # c → d only under TYPE_CHECKING: no cycle
+        "d.py": "from toy.sub.c import x\n",  # c → d under TYPE_CHECKING: a cycle too
         "e.py": "from toy import e\nfrom toy.sub import c\n",  # itself: ignored; package import
         "sub/f.py": "from .. import d\nfrom toy import sub\n",  # relative; sub-package __init__
     }
     for name, text in sources.items():
         (pkg / name).write_text(text)
     graph = import_graph(pkg)
-    assert graph["toy.a"] == {"toy.b"} and graph["toy.sub.c"] == {"toy.a"}
+    assert graph["toy.a"] == {"toy.b"} and graph["toy.sub.c"] == {"toy.a", "toy.d"}
     assert graph["toy.e"] == {"toy.sub.c"} and graph["toy.sub.f"] == {"toy.d", "toy.sub"}
-    assert find_cycles(graph) == ["toy.a → toy.b → toy.sub.c → toy.a"]
+    assert find_cycles(graph) == ["toy.d → toy.sub.c → toy.d", "toy.a → toy.b → toy.sub.c → toy.a"]
 
     hand_made = {"x": {"y"}, "y": {"z", "x"}, "z": {"x"}, "w": {"x"}}
     assert find_cycles(hand_made) == ["x → y → x", "x → y → z → x"]

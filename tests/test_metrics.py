@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from featureae_lite import metrics as M
+from featureae_lite.core import metrics as M
 
 
 @pytest.mark.parametrize("ties", [False, True])

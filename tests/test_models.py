@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from featureae_lite.checkpoints import train_or_load
+from featureae_lite.core.maps import image_scores
+from featureae_lite.core.metrics import average_precision
 from featureae_lite.data import SliceData
-from featureae_lite.evaluation import evaluate
-from featureae_lite.maps import image_scores
-from featureae_lite.metrics import average_precision
-from featureae_lite.models.batch import Batch
+from featureae_lite.data.batch import Batch
+from featureae_lite.experiments.checkpoints import train_or_load
+from featureae_lite.experiments.evaluation import evaluate
 from featureae_lite.models.fae import FeatureAutoencoder
 from featureae_lite.models.registry import available_methods, create_detector, get_method, load_detector
 
@@ -176,7 +176,7 @@ def test_train_or_load_reuses_matching_checkpoint(toy, tmp_path):
 
 
 def test_train_or_load_retrains_when_the_code_changes(toy, tmp_path, monkeypatch):
-    from featureae_lite import checkpoints
+    from featureae_lite.experiments import checkpoints
 
     train_or_load("ae_l1", toy["train"], checkpoint_dir=tmp_path, progress=False, **FAST)
     assert len(checkpoints.code_fingerprint()) == 10
@@ -197,7 +197,7 @@ def test_image_score_rules():
 
 
 def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
-    from featureae_lite.evaluation import evaluate_output, output_from_maps
+    from featureae_lite.experiments.evaluation import evaluate_output, output_from_maps
 
     det = create_detector("threshold", image_size=SIZE)
     test = toy["test"]
@@ -207,7 +207,7 @@ def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
         assert again[key] == pytest.approx(res[key], abs=1e-9, nan_ok=True)
     assert again["per_type"].keys() == res["per_type"].keys()
     # per type = that type's slices plus the healthy ones; unmasked = every pixel (one sort for all)
-    from featureae_lite.metrics import pixel_and_sample_metrics
+    from featureae_lite.core.metrics import pixel_and_sample_metrics
 
     out = det.predict(test.images, test.brains)
     want_tumor = pixel_and_sample_metrics(out.maps, test.masks, test.brains, out.scores)

@@ -7,8 +7,8 @@ import json
 import nbformat
 import pytest
 
-from featureae_lite.exercises import MIME
-from featureae_lite.notebooks import (
+from featureae_lite.course.exercises import MIME
+from featureae_lite.course.notebooks import (
     check_figures,
     check_orderings,
     check_run,
@@ -105,7 +105,7 @@ def test_check_figures_reports_drift(tmp_path):
 
 
 def test_expected_ranges_and_record(tmp_path):
-    from featureae_lite.notebooks import expected_ranges, record_expected
+    from featureae_lite.course.notebooks import expected_ranges, record_expected
 
     bands = expected_ranges({"count": 3.0, "ap": 0.5, "fit_seconds": 12.0, "missing": None})
     assert bands == {"count": {"seen": [3.0]}, "ap": [0.448, 0.552]}  # pad 0.002 + 10 %
@@ -161,7 +161,8 @@ def test_orderings_fail_drift_warns(tmp_path):
 
 
 def test_cli_check_exits_zero_on_drift_and_one_on_failed_ordering(tmp_path, monkeypatch, capsys):
-    from featureae_lite import cli, notebooks
+    from featureae_lite import cli
+    from featureae_lite.course import notebooks
 
     expected = tmp_path / "expected.json"
     rule = {"notebook": "00_a", "left": "x", "op": ">", "right": 1.0, "lesson": "x is large"}
@@ -188,7 +189,7 @@ def test_cli_check_exits_zero_on_drift_and_one_on_failed_ordering(tmp_path, monk
 
 
 def test_a_failing_notebook_does_not_stop_the_sequence(tmp_path, monkeypatch):
-    from featureae_lite import notebooks
+    from featureae_lite.course import notebooks
 
     def fake_execute(path, out_dir, parameters, timeout=1800):
         if path.name.startswith("01"):
@@ -208,8 +209,8 @@ def test_a_failing_notebook_does_not_stop_the_sequence(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_quick_run_renders_as_an_offline_site_with_its_banner(quick_run, tmp_path):
-    from featureae_lite.html_report import render_run
-    from featureae_lite.site_check import external_references
+    from featureae_lite.course.html_report import render_run
+    from featureae_lite.course.site_check import external_references
 
     index = render_run(quick_run, tmp_path / "site")
     landing = index.read_text()

@@ -42,7 +42,7 @@ def test_every_package_folder_is_listed():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     inits = (ROOT / "featureae_lite").rglob("__init__.py")
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in inits}
-    assert found | {"featureae_lite.course"} == listed
+    assert found | {"featureae_lite.course.notebooks"} == listed
 
 
 def test_wheel_ships_the_course_notebooks(tmp_path):
@@ -57,20 +57,20 @@ def test_wheel_ships_the_course_notebooks(tmp_path):
                     "--no-index", "-w", str(tmp_path / "dist"), str(src)], check=True, timeout=120)
     (wheel,) = (tmp_path / "dist").glob("featureae_lite-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    prefix = "featureae_lite/course/"
+    prefix = "featureae_lite/course/notebooks/"
     course = {n.removeprefix(prefix) for n in names if n.startswith(prefix)}
     notebooks = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert course == notebooks | {"expected_figures.json"}
     assert len(course) == 11
     assert {"featureae_lite/cli.py", "featureae_lite/data/synth.py", "featureae_lite/models/fae.py",
-            "featureae_lite/resources/site_page.html.j2",
-            "featureae_lite/resources/site_index.html.j2"} <= names
+            "featureae_lite/course/resources/site_page.html.j2",
+            "featureae_lite/course/resources/site_index.html.j2"} <= names
 
 
 def test_installed_expected_figures_are_read_only(tmp_path):
-    from featureae_lite import notebooks
+    from featureae_lite.course import notebooks
 
-    installed = Path(notebooks.__file__).parent / "course" / "expected_figures.json"
+    installed = Path(notebooks.__file__).parent / "notebooks" / "expected_figures.json"
     with pytest.raises(ValueError, match="expected_figures.json: the expected figures of an installed"):
         notebooks.record_expected([tmp_path], quick=True, expected_file=installed)
     assert notebooks.writable_expected_file() == (ROOT / "notebooks" / "expected_figures.json").resolve()

@@ -16,7 +16,7 @@ from featureae_lite.cli import main
 from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.nifti import load_volume
 from featureae_lite.data.realdata import convert_case, fetch_pyradiomics, read_nrrd
-from featureae_lite.transfer import find_real_data, run_transfer, transfer_test
+from featureae_lite.experiments.transfer import find_real_data, run_transfer, transfer_test
 
 SPACING = (3.0, 3.0, 8.0)
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from featureae_lite import report
+from featureae_lite.course import report
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_models import SIZE, toy_slices
 
-from featureae_lite import tuning
+from featureae_lite.data.batch import Batch
+from featureae_lite.experiments import tuning
 from featureae_lite.models import dpa, patchsim, proxyano  # noqa: F401  (registers the methods)
-from featureae_lite.models.batch import Batch
 from featureae_lite.models.patchsim import patch_similarity_map
 from featureae_lite.models.proxyano import MemoryModule
 from featureae_lite.models.registry import create_detector, load_detector
@@ -154,7 +154,7 @@ def test_patch_similarity_zero_for_identical_and_high_in_a_structural_change(sim
 
 def test_patch_similarity_feature_cosine_and_residual_ablation(toy):
     x = toy["test"].images[:2]
-    from featureae_lite.features import FeatureExtractor
+    from featureae_lite.core.features import FeatureExtractor
 
     ext = FeatureExtractor(pretrained=False)
     assert patch_similarity_map(x, x, similarity="feature_cosine", extractor=ext).abs().max() < 1e-4

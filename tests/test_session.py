@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import featureae_lite as fl
-from featureae_lite.evaluation import METRIC_KEYS, evaluate
+from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_session_evaluate_reuses_maps_and_equals_evaluate(quick_data_dir):
 
 @pytest.mark.slow
 def test_course_models_are_trained_once_and_then_loaded_by_the_notebooks_session(quick_data_dir, tmp_path):
-    from featureae_lite.session import train_course_models
+    from featureae_lite.course.session import train_course_models
 
     S = fl.start(quick=True, seed=0, data_dir=quick_data_dir, progress=False)
     S.data_dir = str(tmp_path)  # fresh checkpoints for this test
@@ -42,7 +42,7 @@ def test_course_models_are_trained_once_and_then_loaded_by_the_notebooks_session
 
 
 def test_presets_ablation_budgets():
-    from featureae_lite.presets import preset
+    from featureae_lite.core.presets import preset
 
     classroom, default, quick = preset("classroom"), preset("default"), preset("quick")
     assert classroom.budgets == default.budgets  # train once, at the benchmark's budgets

@@ -10,9 +10,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from featureae_lite.html_report import KEY_RESULTS, key_result, render_run
-from featureae_lite.notebooks import list_notebooks
-from featureae_lite.site_check import external_references, find_chromium, typeset_count, typeset_in_chromium
+from featureae_lite.course.html_report import KEY_RESULTS, key_result, render_run
+from featureae_lite.course.notebooks import list_notebooks
+from featureae_lite.course.site_check import (
+    external_references,
+    find_chromium,
+    typeset_count,
+    typeset_in_chromium,
+)
 
 GOALS = ("# 02 · Structural similarity (SSIM)\n\n**Learning goals**\n- take SSIM apart;\n"
          "- use $1-\\mathrm{SSIM}$ as the anomaly map.\n\n**Theory.** "
@@ -105,7 +110,8 @@ def test_math_is_typeset_offline_in_headless_chromium(tmp_path):
 
 
 def test_the_main_job_ends_with_the_site_inside_its_run_folder(tmp_path, monkeypatch, capsys):
-    from featureae_lite import cli, notebooks
+    from featureae_lite import cli
+    from featureae_lite.course import notebooks
 
     def fake_execute(path, out_dir, parameters, timeout=1800):
         nb = new_notebook(cells=[new_markdown_cell(GOALS.replace("02 · Structural similarity (SSIM)",

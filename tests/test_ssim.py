@@ -7,9 +7,9 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from featureae_lite import ssim as ssim_module
-from featureae_lite.maps import gaussian_window
-from featureae_lite.ssim import ssim_components, ssim_loss, ssim_map
+from featureae_lite.core import ssim as ssim_module
+from featureae_lite.core.maps import gaussian_window
+from featureae_lite.core.ssim import ssim_components, ssim_loss, ssim_map
 
 
 def _pair(shape, seed=0):

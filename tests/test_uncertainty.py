@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from featureae_lite import metrics
-from featureae_lite.uncertainty import bootstrap_ci, metrics_from_counts, subject_histograms
+from featureae_lite.core import metrics
+from featureae_lite.core.uncertainty import bootstrap_ci, metrics_from_counts, subject_histograms
 
 
 def _maps(n_subjects=6, slices=3, side=8, seed=0):

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from featureae_lite import viz
+from featureae_lite.core import viz
 
 
 def test_show_map_windows_to_in_brain_values():

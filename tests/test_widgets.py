@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from featureae_lite import widgets
+from featureae_lite.core.metrics import dice_iou_at_threshold
+from featureae_lite.course import widgets
 from featureae_lite.data.dataset import SliceData
-from featureae_lite.metrics import dice_iou_at_threshold
 
 
 @pytest.fixture

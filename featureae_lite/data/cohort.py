@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featureae_lite.core.fileio import check_output_dir, write_atomic, writer_lock
 from featureae_lite.data.layouts import subject_files
 from featureae_lite.data.paths import resolve_data_dir
 from featureae_lite.data.synth import (
@@ -40,7 +41,6 @@ from featureae_lite.data.synth import (
     check_choice,
     synthesize_subject,
 )
-from featureae_lite.fileio import check_output_dir, write_atomic, writer_lock
 
 LESION_TYPES = ANOMALY_TYPES[1:]
 # split → (healthy subjects, anomalous subjects per type)

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from featureae_lite.core.fileio import atomic_path, writer_lock
 from featureae_lite.data.layouts import SubjectRecord, discover_subjects
 from featureae_lite.data.nifti import load_mask, load_volume, missing_file_error
 from featureae_lite.data.paths import cache_dir, unwritable_cache
 from featureae_lite.data.preprocess import preprocess_volume
-from featureae_lite.fileio import atomic_path, writer_lock
 
 CACHE_VERSION = 3  # 3: the file holds its key, so a copied or foreign file is never read
 

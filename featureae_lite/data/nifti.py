@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from featureae_lite.fileio import atomic_path, is_symlink_loop
+from featureae_lite.core.fileio import atomic_path, is_symlink_loop
 
 
 def missing_file_error(path: Path) -> Exception:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from featureae_lite.fileio import make_folder, resolve_path
+from featureae_lite.core.fileio import make_folder, resolve_path
 
 ENV_VAR = "FEATUREAE_LITE_DATA"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featureae_lite.fileio import atomic_path, write_atomic
+from featureae_lite.core.fileio import atomic_path, write_atomic
 
 # The pyradiomics 3.1.0 sdist on PyPI (the file and hash listed by its simple index).
 PYRADIOMICS = {

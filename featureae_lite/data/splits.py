@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from featureae_lite.core.presets import preset
 from featureae_lite.data.cohort import ensure_cohort
 from featureae_lite.data.dataset import SliceData, load_split
 from featureae_lite.data.layouts import LAYOUTS, discover_subjects
 from featureae_lite.data.synth import CONTRASTS, check_choice
-from featureae_lite.presets import preset
 
 TRAIN_LAYOUTS = ("synthetic", "ixi", "camcan")
 TEST_LAYOUTS = ("synthetic", "brats", "atlas", "mslub")

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featureae_lite.core.ssim import ssim_loss, ssim_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
-from featureae_lite.ssim import ssim_loss, ssim_map
 
 
 @dataclasses.dataclass

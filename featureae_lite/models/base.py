@@ -27,10 +27,10 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from featureae_lite.device import resolve_device
-from featureae_lite.fileio import atomic_path, check_output_file
-from featureae_lite.maps import SCORE_RULES, batched, image_scores, postprocess
-from featureae_lite.models.batch import Batch
+from featureae_lite.core.device import resolve_device
+from featureae_lite.core.fileio import atomic_path, check_output_file
+from featureae_lite.core.maps import SCORE_RULES, batched, image_scores, postprocess
+from featureae_lite.data.batch import Batch
 from featureae_lite.training import fit as training_fit
 
 
@@ -163,7 +163,7 @@ class Detector(nn.Module):
 
     def to_device(self, device: str | torch.device | None = "auto") -> Detector:
         """Move the detector (frozen helpers included) to ``device`` (``"auto"``, ``"cpu"``,
-        ``"cuda"``, ``"mps"``; see :func:`featureae_lite.device.resolve_device`). Returns it."""
+        ``"cuda"``, ``"mps"``; see :func:`featureae_lite.core.device.resolve_device`). Returns it."""
         return self.to(resolve_device(device))
 
     # -- hooks for the training loop and prediction ------------------------------------------

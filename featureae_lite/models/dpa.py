@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featureae_lite.features import get_extractor
-from featureae_lite.maps import batched, to_image_map
+from featureae_lite.core.features import get_extractor
+from featureae_lite.core.maps import batched, to_image_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 
 
@@ -60,7 +60,7 @@ class DPAConfig(DetectorConfig):
     latent_dim : int
         Dense latent size; 0 = spatial latent (widths[-1] × H/2**L × W/2**L).
     backbone, layers, pretrained, weights_path
-        Feature extractor f (see :class:`featureae_lite.features.FeatureExtractor`; ``weights_path``
+        Feature extractor f (see :class:`featureae_lite.core.features.FeatureExtractor`; ``weights_path``
         "" = the packaged / cached weights).
     perceptual_size : int
         Side at which f sees x and x̂ (0 = image size); must be divisible by 32.

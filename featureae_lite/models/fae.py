@@ -19,10 +19,10 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from featureae_lite.features import get_extractor
-from featureae_lite.maps import batched, to_image_map
+from featureae_lite.core.features import get_extractor
+from featureae_lite.core.maps import batched, to_image_map
+from featureae_lite.core.ssim import ssim_loss, ssim_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
-from featureae_lite.ssim import ssim_loss, ssim_map
 
 
 @dataclasses.dataclass

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from featureae_lite.features import get_extractor
-from featureae_lite.maps import gaussian_blur, to_image_map
+from featureae_lite.core.features import get_extractor
+from featureae_lite.core.maps import gaussian_blur, to_image_map
+from featureae_lite.core.ssim import ssim_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 from featureae_lite.models.patches import random_box
-from featureae_lite.ssim import ssim_map
 
 SIMILARITIES = ("ncc", "ssim", "feature_cosine")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from featureae_lite.core.presets import Preset
 from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano  # noqa: F401
 from featureae_lite.models.base import MAX_STEPS, REGISTRY, Detector, DetectorConfig
 
@@ -41,6 +42,13 @@ def applicable(name: str, options: dict[str, Any]) -> dict[str, Any]:
     fae and dpa, nothing for ae_l1)."""
     fields = {f.name for f in dataclasses.fields(get_method(name).config_class)}
     return {k: v for k, v in options.items() if k in fields}
+
+
+def preset_config(p: Preset, method: str, seed: int, overrides: dict | None = None) -> dict:
+    """The config of ``method`` under preset ``p``: image size, seed, the preset's budget, then those of
+    ``overrides`` (e.g. ``--backbone``) that apply to the method."""
+    return {"image_size": p.image_size, "seed": seed, **p.overrides(method),
+            **applicable(method, overrides or {})}
 
 
 def create_detector(name: str, **overrides: Any) -> Detector:

@@ -6,10 +6,10 @@
 * :func:`grade` takes only the solution cells of each submission (the cells defining the exercises'
   functions) and puts them into the course notebook; nothing else of the submission is used. The
   checkers run in the grader's own process on fresh random cases and call the learner's functions in
-  a worker contained by :class:`featureae_lite.sandbox.Sandbox` (own temporary folder and home, a
+  a worker contained by :class:`featureae_lite.grading.sandbox.Sandbox` (own temporary folder and home, a
   scrubbed environment, time, memory, file-size and process limits, and — unless ``isolation`` is
   off — namespaces where only that folder and the Python installation exist and no other process is
-  visible; see :mod:`featureae_lite.remote`), so a submission that edits a check cell, prints
+  visible; see :mod:`featureae_lite.grading.remote`), so a submission that edits a check cell, prints
   "passed" or patches ``fl.exercises`` gains nothing, and one that deletes or reads the teacher's
   files or kills the grader cannot. Each exercise is reported as passed / failed / not attempted with
   the checker's message. Optionally (``run_notebook``) the assembled notebook is also executed with
@@ -32,11 +32,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from featureae_lite.exercises import EXERCISES
-from featureae_lite.fileio import check_output_file, write_atomic
-from featureae_lite.notebooks import list_notebooks
-from featureae_lite.remote import defined_functions
-from featureae_lite.sandbox import Limits, Outcome, Sandbox, isolation_problem
+from featureae_lite.core.fileio import check_output_file, write_atomic
+from featureae_lite.course.exercises import EXERCISES
+from featureae_lite.course.notebooks import list_notebooks
+from featureae_lite.grading.remote import defined_functions
+from featureae_lite.grading.sandbox import Limits, Outcome, Sandbox, isolation_problem
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 GRACE = 30  # seconds a notebook gets beyond its time limit to start and stop its kernel
@@ -190,7 +190,7 @@ def _execute(src: str, dst: str, params: dict[str, Any], cell_timeout: int) -> N
     """Run one notebook to the end (errors allowed, endless cells interrupted); used in a subprocess."""
     import papermill as pm
 
-    from featureae_lite.notebooks import KERNEL_ARGUMENTS, _headless_environment
+    from featureae_lite.course.notebooks import KERNEL_ARGUMENTS, _headless_environment
 
     with _headless_environment():
         try:
@@ -296,7 +296,7 @@ def _run_notebook(box: Sandbox, nb, name: str, cohorts: list[Path], seed: int, t
     src, dst = graded / f"assembled_{name}", graded / name
     write_atomic(src, nbformat.writes(nb))
     params = {"QUICK": True, "SEED": seed, "OUTPUT_DIR": str(box.work / "output"), "DATA_DIR": str(data)}
-    code = ("import json, sys; from featureae_lite.assignments import _execute; "
+    code = ("import json, sys; from featureae_lite.grading.assignments import _execute; "
             "_execute(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]))")
     cmd = [sys.executable, "-c", code, str(src), str(dst), json.dumps(params), str(max(1, int(time_limit)))]
     outcome = box.run(cmd, limits, {"FEATUREAE_LITE_DATA": str(data)})
@@ -325,8 +325,8 @@ def _judge(box: Sandbox, name: str, cells: list[str], solutions: dict[str, str],
     Returns the exercise's result (status, message), error messages of the solution cells, and
     ``"resource limit"`` / ``"timed out"`` when the worker met one (else None).
     """
-    from featureae_lite.exercises import EXERCISES, feedback
-    from featureae_lite.remote import RemoteSession, WorkerGone
+    from featureae_lite.course.exercises import EXERCISES, feedback
+    from featureae_lite.grading.remote import RemoteSession, WorkerGone
 
     if name not in solutions:
         return {"status": "failed", "message": f"no cell of the submission defines {name}()."}, [], None
@@ -389,9 +389,9 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
     Only the submission's solution cells are used (for each exercise, the first code cell that
     defines its function); everything else comes from the course notebook its file name contains.
     For each exercise a worker in the submission's sandbox (own temporary folder and home, scrubbed
-    environment, resource limits, see :mod:`featureae_lite.sandbox`) executes the solution cells, and
+    environment, resource limits, see :mod:`featureae_lite.grading.sandbox`) executes the solution cells, and
     the exercise's checker runs *in this process* on fresh random cases, calling the learner's
-    function through :mod:`featureae_lite.remote`. Nothing the submission prints, displays or patches
+    function through :mod:`featureae_lite.grading.remote`. Nothing the submission prints, displays or patches
     reaches the verdict.
 
     Parameters
@@ -412,7 +412,7 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
     cohorts : list of Path, optional
         QUICK cohort folders to copy for ``run_notebook`` (default: those of ``data_dir``).
     isolation : bool
-        Run the submission isolated (:func:`featureae_lite.sandbox.isolation_args`: only its sandbox
+        Run the submission isolated (:func:`featureae_lite.grading.sandbox.isolation_args`: only its sandbox
         folder and the Python installation visible, the grader's processes invisible); False runs it
         as this user, with a warning in the report.
 

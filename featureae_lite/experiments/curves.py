@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from featureae_lite.checkpoints import config_json
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.core.presets import preset
 from featureae_lite.data.splits import DataSource
-from featureae_lite.evaluation import evaluate_output
-from featureae_lite.fileio import write_atomic
+from featureae_lite.experiments.checkpoints import config_json
+from featureae_lite.experiments.evaluation import evaluate_output
 from featureae_lite.models.registry import applicable, create_detector, get_method
-from featureae_lite.presets import preset
 
 
 def checkpoint_steps(steps: int, points: int = 6) -> list[int]:
@@ -77,7 +77,7 @@ def learning_curves(
         Config overrides applied to every trainable method that has the option (e.g.
         ``{"schedule": "constant"}``, ``{"backbone": "resnet18"}``).
     device : str
-        Where the models train (:func:`featureae_lite.device.resolve_device`).
+        Where the models train (:func:`featureae_lite.core.device.resolve_device`).
     source : DataSource, optional
         Real data sets (default: the synthetic cohort).
 
@@ -87,8 +87,8 @@ def learning_curves(
         ``{"meta": {...}, "methods": {method: {"config": ..., "points": [...]}}}``; each point holds
         ``step``, ``train_seconds``, ``pixel_ap``, ``per_type`` (type → pixel AP) and ``val_loss``.
     """
+    from featureae_lite.core.device import describe, resolve_device
     from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.device import describe, resolve_device
 
     for m in methods:
         get_method(m)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from featureae_lite.maps import gaussian_blur
+from featureae_lite.core.maps import gaussian_blur
 
 
 def _check(x: Tensor, y: Tensor, window_size: int) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from featureae_lite.fileio import writer_lock
+from featureae_lite.core.fileio import writer_lock
+from featureae_lite.data.batch import Batch
 from featureae_lite.models.base import Detector
-from featureae_lite.models.batch import Batch
 from featureae_lite.models.registry import create_detector, load_detector
 
 
@@ -31,9 +31,9 @@ def data_fingerprint(data) -> str:
 def code_fingerprint() -> str:
     """A short hash of the source that decides what a trained model is (the methods, the training
     loop, the feature extractor, SSIM), so a checkpoint trained by other code is never reused."""
-    root = Path(__file__).resolve().parent
-    files = sorted([*root.glob("models/*.py"), root / "training.py", root / "features.py", root / "ssim.py",
-                    root / "maps.py"])
+    root = Path(__file__).resolve().parents[1]
+    files = sorted([*root.glob("models/*.py"), root / "training.py", root / "data" / "batch.py",
+                    *(root / "core" / f"{name}.py" for name in ("features", "ssim", "maps"))])
     digest = hashlib.sha1()
     for f in files:
         digest.update(f.name.encode() + f.read_bytes())
@@ -66,7 +66,7 @@ def train_or_load(
     checkpoint_dir : path-like, optional
         Folder of checkpoints; defaults to ``<data_dir>/checkpoints``.
     device : str or torch.device
-        Where the model trains and predicts (:func:`featureae_lite.device.resolve_device`); the
+        Where the model trains and predicts (:func:`featureae_lite.core.device.resolve_device`); the
         checkpoint holds CPU tensors and its name does not depend on the device.
     **config
         Config overrides for :func:`create_detector`.

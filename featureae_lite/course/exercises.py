@@ -13,7 +13,7 @@ function the package (or scikit-learn) already has names it in ``forbidden``: a 
 it fails.
 
 Graders do not trust this display: ``featureae-lite assignments grade`` runs these checkers in its
-own process and calls the learner's function in a sandboxed worker (:mod:`featureae_lite.remote`),
+own process and calls the learner's function in a sandboxed worker (:mod:`featureae_lite.grading.remote`),
 so nothing a submission prints or patches can change its verdict.
 """
 
@@ -122,7 +122,7 @@ def forbidden_calls(source: str, forbidden: tuple[str, ...]) -> list[str]:
     source : str
         Python source of a solution.
     forbidden : tuple of str
-        Dotted function names, e.g. ``"featureae_lite.metrics.best_dice"``; matched by their last part.
+        Dotted function names, e.g. ``"featureae_lite.core.metrics.best_dice"``; matched by their last part.
 
     Returns
     -------
@@ -203,7 +203,7 @@ def _tripwire_code(dotted: str, free_variables: int) -> Any:
     names = [f"_free{i}" for i in range(free_variables)]
     lines = ["def _outer():", *(f"    {n} = None" for n in names), "    def _trip(*args, **kwargs):"]
     lines += [f"        ({', '.join(names)},)"] if names else []
-    lines += ["        from featureae_lite.exercises import _forbidden_call",
+    lines += ["        from featureae_lite.course.exercises import _forbidden_call",
               f"        _forbidden_call({dotted!r})", "    return _trip"]
     namespace: dict[str, Any] = {}
     exec("\n".join(lines), namespace)
@@ -262,7 +262,7 @@ def feedback(name: str, answer: Any, *, seed: int | None = None, source: str | N
     name : str
         Exercise name.
     answer : callable
-        The learner's function (or a :class:`featureae_lite.remote.RemoteFunction`).
+        The learner's function (or a :class:`featureae_lite.grading.remote.RemoteFunction`).
     seed : int, optional
         Seed of the randomised cases; default: a fresh one on every call.
     source : str, optional
@@ -411,7 +411,7 @@ def _maps(g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Te
 def value_and_grad(fn: Callable, args: tuple, wrt: int) -> tuple[Any, torch.Tensor | None]:
     """``fn(*args)`` and the gradient of the sum of its output with respect to ``args[wrt]``.
 
-    A :class:`featureae_lite.remote.RemoteFunction` computes both where the function lives (its own
+    A :class:`featureae_lite.grading.remote.RemoteFunction` computes both where the function lives (its own
     ``value_and_grad``); the gradient is ``None`` when the output carries none.
     """
     if hasattr(fn, "value_and_grad"):
@@ -499,7 +499,7 @@ def check_l1_residual(fn: Callable, rng: np.random.Generator) -> None:
 
 @exercise("01_l1_residual_autoencoder", "image score: mean of in-brain map values above the 90th percentile")
 def check_top10_mean_score(fn: Callable, rng: np.random.Generator) -> None:
-    from featureae_lite.maps import image_scores
+    from featureae_lite.core.maps import image_scores
 
     maps, brains = _maps(_gen(rng), int(rng.integers(2, 6)), int(rng.integers(12, 28)))
     _close(fn(maps, brains), image_scores(maps, brains, "top10_mean"), "top10_mean_score(maps, brains)",
@@ -565,7 +565,7 @@ def check_ssim_terms(fn: Callable, rng: np.random.Generator) -> None:
 
 @exercise("02_ssim", "the SSIM loss 1 − mean SSIM of a batch and its reconstruction")
 def check_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
-    from featureae_lite.ssim import ssim_map
+    from featureae_lite.core.ssim import ssim_map
 
     g = _gen(rng)
     x = torch.rand(int(rng.integers(1, 4)), 1, int(rng.integers(16, 32)), 24, generator=g)
@@ -614,7 +614,7 @@ def check_channel_mean_map(fn: Callable, rng: np.random.Generator) -> None:
 
 @exercise("03_feature_space", "predict the feature-map shape for a choice of EfficientNet-Lite0 layers")
 def check_feature_shape(fn: Callable, rng: np.random.Generator) -> None:
-    from featureae_lite.features import layer_table
+    from featureae_lite.core.features import layer_table
 
     channels = {row["layer"]: row["channels"] for row in layer_table("efficientnet_lite0")}
     names = list(channels)
@@ -668,7 +668,7 @@ def _features(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
 
 @exercise("04_feature_autoencoder", "FAE's training loss: 1 − mean feature-space SSIM (5×5 window)")
 def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
-    from featureae_lite.ssim import ssim_map
+    from featureae_lite.core.ssim import ssim_map
 
     f, f_hat = _features(rng)
     _number(fn(f, f_hat), float(1 - ssim_map(f_hat, f, window_size=5).mean()), "feature_ssim_loss(f, f_hat)",
@@ -677,7 +677,7 @@ def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
 
 @exercise("04_feature_autoencoder", "FAE's anomaly map: channel-mean 1 − SSIM upsampled to the image")
 def check_fae_map(fn: Callable, rng: np.random.Generator) -> None:
-    from featureae_lite.ssim import ssim_map
+    from featureae_lite.core.ssim import ssim_map
 
     f, f_hat = _features(rng)
     size = 4 * f.shape[-1]
@@ -735,8 +735,9 @@ def _scored(rng: np.random.Generator, n: int, rate: float, shift: float) -> tupl
 
 
 @exercise("05_evaluation", "average precision by hand (sort, cumulative TP/FP)",
-          forbidden=("featureae_lite.metrics.average_precision", "sklearn.metrics.average_precision_score",
-                     "featureae_lite.metrics.curve_metrics"))
+          forbidden=("featureae_lite.core.metrics.average_precision",
+                     "sklearn.metrics.average_precision_score",
+                     "featureae_lite.core.metrics.curve_metrics"))
 def check_average_precision(fn: Callable, rng: np.random.Generator) -> None:
     from sklearn.metrics import average_precision_score
 
@@ -760,10 +761,11 @@ def check_dice(fn: Callable, rng: np.random.Generator) -> None:
 
 
 @exercise("05_evaluation", "choose the Dice-maximising threshold on validation scores",
-          forbidden=("featureae_lite.metrics.best_dice", "featureae_lite.metrics.dice_iou_at_threshold",
-                     "featureae_lite.metrics.curve_metrics"))
+          forbidden=("featureae_lite.core.metrics.best_dice",
+                     "featureae_lite.core.metrics.dice_iou_at_threshold",
+                     "featureae_lite.core.metrics.curve_metrics"))
 def check_val_threshold(fn: Callable, rng: np.random.Generator) -> None:
-    from featureae_lite.metrics import best_dice, dice_iou_at_threshold
+    from featureae_lite.core.metrics import best_dice, dice_iou_at_threshold
 
     for _ in range(2):
         scores, labels = _scored(rng, int(rng.integers(300, 1200)), rng.uniform(0.02, 0.15),
@@ -778,7 +780,7 @@ def check_val_threshold(fn: Callable, rng: np.random.Generator) -> None:
 
 
 @exercise("05_evaluation", "predict, then count the method pairs whose 95 % intervals are apart",
-          forbidden=("featureae_lite.report.intervals_apart",))
+          forbidden=("featureae_lite.course.report.intervals_apart",))
 def check_separated_pairs(fn: Callable, rng: np.random.Generator) -> None:
     hint = ("two intervals are apart only when one's lower end lies above the other's upper end "
             "(touching ends overlap); leave out methods with a NaN end; count every unordered pair once.")
@@ -847,7 +849,8 @@ def _detection_rate(scores: np.ndarray, anomalous: np.ndarray, fpr: float) -> fl
 
 @exercise("06_perceptual_autoencoder",
           "predict, then measure the share of anomalous slices flagged at a fixed false-alarm rate",
-          forbidden=("featureae_lite.metrics.threshold_at_fpr", "featureae_lite.metrics.dice_at_fpr",
+          forbidden=("featureae_lite.core.metrics.threshold_at_fpr",
+                     "featureae_lite.core.metrics.dice_at_fpr",
                      "sklearn.metrics.roc_curve"))
 def check_detection_rate_at_fpr(fn: Callable, rng: np.random.Generator) -> None:
     hint = ("with k = the number of normal slices you may flag (fpr × their number, rounded down), any "

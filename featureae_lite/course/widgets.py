@@ -1,4 +1,4 @@
-"""Thin ipywidgets wrappers over the pure plotting functions of :mod:`featureae_lite.viz`.
+"""Thin ipywidgets wrappers over the pure plotting functions of :mod:`featureae_lite.core.viz`.
 
 Every function draws one static figure with its initial settings when widgets cannot be used —
 headless runs (papermill, CI, ``featureae-lite notebooks``) set ``FEATUREAE_LITE_STATIC=1`` — and
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureae_lite import viz
+from featureae_lite.core import viz
 
 STATIC_ENV = "FEATUREAE_LITE_STATIC"
 
@@ -206,7 +206,7 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    from featureae_lite.metrics import dice_iou_at_threshold
+    from featureae_lite.core.metrics import dice_iou_at_threshold
 
     _check_maps(data, {"maps": maps})
     inside = data.brains > 0
@@ -254,11 +254,11 @@ def ssim_terms(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Mean luminance, contrast and structure terms, SSIM (window 11, data range 1) and l1 of two
     (H, W) patches, H, W > 11.
 
-    The terms are the per-pixel maps of :func:`featureae_lite.ssim.ssim_components`, averaged over the
+    The terms are the per-pixel maps of :func:`featureae_lite.core.ssim.ssim_components`, averaged over the
     interior pixels whose 11×11 window lies inside the patch (at the border the zero padding would mix
     in statistics of the padding).
     """
-    from featureae_lite.ssim import ssim_components, ssim_map
+    from featureae_lite.core.ssim import ssim_components, ssim_map
 
     a, b = x[None, None].float(), y[None, None].float()
     core = (..., slice(5, -5), slice(5, -5))
@@ -310,7 +310,7 @@ def feature_ssim_anomaly_map(features: torch.Tensor, reconstruction: torch.Tenso
                              window_size: int = 5) -> torch.Tensor:
     """FAE's map on the feature grid: channel mean of 1 − SSIM(reconstruction, features) with data
     range ``data_range``, (N, C, h, w) → (N, 1, h, w)."""
-    from featureae_lite.ssim import ssim_map
+    from featureae_lite.core.ssim import ssim_map
 
     with torch.no_grad():
         return (1 - ssim_map(reconstruction, features, window_size=window_size,

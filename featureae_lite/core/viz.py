@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureae_lite.fileio import atomic_path
+from featureae_lite.core.fileio import atomic_path
 
 
 def _np(x) -> np.ndarray:

@@ -53,13 +53,7 @@ class Preset:
         steps = self.overrides(method).get("steps")
         return {"steps": max(40, steps // 3)} if steps else {}
 
-    def config(self, method: str, seed: int, overrides: dict | None = None) -> dict:
-        """The config of ``method`` under this preset: image size, seed, the preset's budget, then
-        those of ``overrides`` (e.g. ``--backbone``) that apply to the method."""
-        from featureae_lite.models.registry import applicable
 
-        return {"image_size": self.image_size, "seed": seed, **self.overrides(method),
-                **applicable(method, overrides or {})}
 
 
 # The FAE reference trains 10 000 steps at lr 2e-4 (batch 32) on a GPU. Measured on 2 CPU cores, default

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featureae_lite.core.presets import Preset, preset
 from featureae_lite.models.base import AnomalyOutput, Detector
-from featureae_lite.presets import Preset, preset
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Session:
 
     def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
         """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
-        from featureae_lite.checkpoints import train_or_load
+        from featureae_lite.experiments.checkpoints import train_or_load
 
         cfg = {"image_size": self.preset.image_size, "seed": self.seed,
                **self.preset.overrides(method), **overrides}
@@ -69,7 +69,7 @@ class Session:
 
     def _predict_timed(self, method: str, split: str,
                        overrides: dict[str, Any]) -> tuple[AnomalyOutput, float]:
-        from featureae_lite.evaluation import predict_split
+        from featureae_lite.experiments.evaluation import predict_split
 
         if split not in ("train", "val", "test"):
             raise ValueError(f"unknown split {split!r}; known: train, val, test")
@@ -83,10 +83,10 @@ class Session:
 
         The maps are computed once per session and shared with :meth:`predict`. The brain-masked
         metrics only: the unmasked variant (every pixel, twice the cost) is left to
-        :func:`featureae_lite.evaluation.evaluate` and the benchmark. ``ci=True`` adds 95 %
+        :func:`featureae_lite.experiments.evaluation.evaluate` and the benchmark. ``ci=True`` adds 95 %
         subject-level bootstrap intervals (``pixel_ap_ci`` …, overall and per type).
         """
-        from featureae_lite.evaluation import evaluate_predictions
+        from featureae_lite.experiments.evaluation import evaluate_predictions
 
         out, speed = self._predict_timed(method, "test", overrides)
         val_out, _ = self._predict_timed(method, "val", overrides)
@@ -119,7 +119,7 @@ def train_course_models(session: Session, methods: tuple[str, ...] | None = None
     """
     import time
 
-    from featureae_lite.benchmark import DEFAULT_METHODS
+    from featureae_lite.experiments.benchmark import DEFAULT_METHODS
     from featureae_lite.models.registry import create_detector
 
     methods = methods or tuple(m for m in DEFAULT_METHODS if create_detector(m).trainable)
@@ -137,13 +137,13 @@ def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None
           contrast: str = "t2", progress: bool = True, device: str | None = "auto") -> Session:
     """Synthesise (if needed) and load the cohort for a preset; returns a :class:`Session`.
 
-    ``quick=False`` gives the classroom settings (:data:`featureae_lite.presets.CLASSROOM`: the
+    ``quick=False`` gives the classroom settings (:data:`featureae_lite.core.presets.CLASSROOM`: the
     default cohort at 128 px and the benchmark's training steps; the main job trains the course
     models once, see :func:`train_course_models`). ``device``: ``"auto"``
     (a GPU if there is one, else the CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
     """
+    from featureae_lite.core.device import resolve_device
     from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.device import resolve_device
 
     where = str(resolve_device(device))  # fails before any work on a device this machine lacks
     data_dir = str(data_dir) if data_dir else None

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from featureae_lite.evaluation import metrics_from_output
+from featureae_lite.experiments.evaluation import metrics_from_output
 from featureae_lite.models.base import Detector
 from featureae_lite.models.registry import create_detector
 
@@ -33,12 +33,12 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
     steps : int, optional
         Training steps per grid point (default: the config's).
     metric : str
-        A key of :func:`featureae_lite.evaluation.metrics_from_output` (higher = better), e.g.
+        A key of :func:`featureae_lite.experiments.evaluation.metrics_from_output` (higher = better), e.g.
         ``"sample_auroc"``, ``"sample_ap"``, ``"pixel_ap"``.
     method : str
         Registered method to tune (DPA by default; any method works).
     device : str
-        Where every grid point trains (:func:`featureae_lite.device.resolve_device`).
+        Where every grid point trains (:func:`featureae_lite.core.device.resolve_device`).
     **fixed
         Config fields shared by every grid point (``image_size``, ``seed``, …).
 

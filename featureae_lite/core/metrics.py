@@ -356,7 +356,7 @@ def pixel_and_sample_metrics(
         (N, 1, H, W) brain masks restricting the pixel metrics (None: every pixel).
     image_scores : array-like
         (N,) image scores, from the method (``AnomalyOutput.scores``; the shared rule is
-        :func:`featureae_lite.maps.image_scores`).
+        :func:`featureae_lite.core.maps.image_scores`).
     fpr : float
         FPR of the fixed-FPR Dice (key ``dice_at_{round(100 fpr)}fpr``).
     threshold : float, optional

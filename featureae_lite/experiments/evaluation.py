@@ -14,7 +14,7 @@ al., "Unsupervised Pathology Detection: A Deep Dive Into the State of the Art", 
 * per anomaly type T: the slices of subjects of type T plus every healthy subject.
 
 All pixel metrics of one evaluation come from a single sort
-(:func:`~featureae_lite.metrics.subset_curve_metrics`).
+(:func:`~featureae_lite.core.metrics.subset_curve_metrics`).
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from featureae_lite.maps import image_scores, postprocess
-from featureae_lite.metrics import (
+from featureae_lite.core.maps import image_scores, postprocess
+from featureae_lite.core.metrics import (
     best_dice,
     pixel_and_sample_metrics,
     sample_metrics,
     subset_curve_metrics,
 )
+from featureae_lite.core.uncertainty import bootstrap_ci, subject_histograms
 from featureae_lite.models.base import AnomalyOutput, Detector
-from featureae_lite.uncertainty import bootstrap_ci, subject_histograms
 
 METRIC_KEYS = ("pixel_ap", "pixel_auroc", "best_dice", "dice_at_5fpr", "sample_auroc", "sample_ap")
 
@@ -100,7 +100,7 @@ def evaluate(
         pixels instead of the brain pixels only: about twice the cost).
     ci : bool
         Add 95 % subject-level bootstrap intervals ``pixel_ap_ci``, ``pixel_auroc_ci`` and
-        ``best_dice_ci`` (:mod:`featureae_lite.uncertainty`), overall and per type (a few seconds).
+        ``best_dice_ci`` (:mod:`featureae_lite.core.uncertainty`), overall and per type (a few seconds).
 
     Returns
     -------
@@ -124,7 +124,7 @@ def evaluate_predictions(
     unmasked: bool = True, ci: bool = False,
 ) -> dict[str, Any]:
     """:func:`evaluate` from predictions already made (``out`` on ``test``, ``val_out`` on ``val``)
-    at ``speed`` slices per second; used by :class:`featureae_lite.session.Session` to reuse maps."""
+    at ``speed`` slices per second; used by :class:`featureae_lite.course.session.Session` to reuse maps."""
     threshold = threshold_from_output(val_out, val, brain_masked) if val_out is not None else None
     result = evaluate_output(out, test, threshold, brain_masked=brain_masked, per_type=per_type,
                              unmasked=unmasked, ci=ci)

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureae_lite.checkpoints import config_json, train_or_load
+from featureae_lite.core.device import describe, resolve_device
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.core.presets import preset
 from featureae_lite.data.splits import DataSource, load_cohort_splits
-from featureae_lite.device import describe, resolve_device
-from featureae_lite.evaluation import METRIC_KEYS, evaluate
-from featureae_lite.fileio import write_atomic
-from featureae_lite.models.registry import available_methods, create_detector, get_method
-from featureae_lite.presets import preset
+from featureae_lite.experiments.checkpoints import config_json, train_or_load
+from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate
+from featureae_lite.models.registry import available_methods, create_detector, get_method, preset_config
 
 DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
 
@@ -58,7 +58,7 @@ def run_benchmark(
     retrain : bool
         Train from scratch (True, so ``train_seconds`` is measured) or reuse matching checkpoints.
     device : str
-        Where the models train and predict (:func:`featureae_lite.device.resolve_device`); the
+        Where the models train and predict (:func:`featureae_lite.core.device.resolve_device`); the
         device is recorded in ``meta.json``.
     source : DataSource, optional
         Real data sets to train and test on (default: the synthetic cohort); recorded in ``meta.json``.
@@ -70,7 +70,7 @@ def run_benchmark(
     Returns
     -------
     dict
-        method → evaluation result (see :func:`featureae_lite.evaluation.evaluate`).
+        method → evaluation result (see :func:`featureae_lite.experiments.evaluation.evaluate`).
     """
     known = available_methods()
     if not methods:
@@ -87,7 +87,7 @@ def run_benchmark(
     detectors = {}
     ckpt_dir = out_dir / "checkpoints"
     for m in methods:
-        cfg = p.config(m, seed, overrides)
+        cfg = preset_config(p, m, seed, overrides)
         start = time.perf_counter()
         if retrain:
             det = create_detector(m, **cfg).to_device(where).fit(splits["train"], splits["val"],
@@ -114,7 +114,7 @@ def run_benchmark(
     write_atomic(out_dir / "results.json", json.dumps(results, indent=2, default=_nan_safe))
     write_atomic(out_dir / "meta.json", json.dumps(meta, indent=2))
     write_atomic(out_dir / "results.md", results_markdown(results))
-    from featureae_lite.viz import save_gallery
+    from featureae_lite.core.viz import save_gallery
 
     save_gallery(detectors, splits["test"], out_dir / "gallery.png")
     return results

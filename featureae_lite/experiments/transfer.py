@@ -22,17 +22,17 @@ from typing import Any
 
 import torch
 
-from featureae_lite.checkpoints import config_json, train_or_load
+from featureae_lite.core.device import describe, resolve_device
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.core.presets import preset
 from featureae_lite.data.dataset import load_split
 from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.splits import TEST_LAYOUTS, load_cohort_splits
 from featureae_lite.data.synth import CONTRASTS, check_choice
-from featureae_lite.device import describe, resolve_device
-from featureae_lite.evaluation import evaluate_output, predict_split, threshold_from_output
-from featureae_lite.fileio import write_atomic
+from featureae_lite.experiments.checkpoints import config_json, train_or_load
+from featureae_lite.experiments.evaluation import evaluate_output, predict_split, threshold_from_output
 from featureae_lite.models.base import Detector
-from featureae_lite.models.registry import get_method
-from featureae_lite.presets import preset
+from featureae_lite.models.registry import get_method, preset_config
 
 KEYS = ("pixel_ap", "pixel_auroc", "best_dice")
 REAL_SUBFOLDER = "real"
@@ -111,7 +111,7 @@ def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality
     """
     if real_data is None or str(real_data) == "":
         raise ValueError("no real data folder given: run `featureae-lite fetch-real`, then pass its folder "
-                         "(or find it with featureae_lite.transfer.find_real_data)")
+                         "(or find it with featureae_lite.experiments.transfer.find_real_data)")
     root = Path(real_data)
     if not root.is_dir():
         raise ValueError(f"--real-data {root}: folder not found")
@@ -207,7 +207,7 @@ def transfer_test(
     results: dict[str, Any] = {}
     detectors: dict[str, Detector] = {}
     for m in methods:
-        cfg = p.config(m, seed, overrides)
+        cfg = preset_config(p, m, seed, overrides)
         start = time.perf_counter()
         det = train_or_load(m, train, splits["val"], checkpoint_dir=checkpoint_dir,
                             progress=progress, device=where, **cfg)

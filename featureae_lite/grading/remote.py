@@ -1,15 +1,15 @@
 """Call a learner's functions in a sandboxed worker, judge them in the grader: verdicts out of band.
 
-The autograder (:mod:`featureae_lite.assignments`) never trusts anything a submission prints. It
-runs the checkers of :mod:`featureae_lite.exercises` in its own process and hands them a
+The autograder (:mod:`featureae_lite.grading.assignments`) never trusts anything a submission prints. It
+runs the checkers of :mod:`featureae_lite.course.exercises` in its own process and hands them a
 :class:`RemoteFunction` instead of the learner's function. Every call sends its arguments to a worker
-process inside the submission's :class:`~featureae_lite.sandbox.Sandbox`; the worker executed the
+process inside the submission's :class:`~featureae_lite.grading.sandbox.Sandbox`; the worker executed the
 learner's solution cells (and nothing else of the submission) and answers with the function's
 return value. So the learner's code only ever computes answers to inputs it has not seen before
 (fresh random cases per grading); it cannot reach the checker, its verdict or the grader's memory.
 
 Before the cells run, the worker arms the exercise's forbidden functions
-(:func:`featureae_lite.exercises.arm_tripwires`): a call, however the function was reached, is
+(:func:`featureae_lite.course.exercises.arm_tripwires`): a call, however the function was reached, is
 refused and reported with every answer, and the grader fails the exercise. ``os._exit`` is refused
 in the worker's own process (the cell stops there with :class:`SubmissionExit`), so what the cells
 defined before it is still graded; a worker that ends anyway is told apart from one stopped by the
@@ -20,7 +20,7 @@ The channel is a folder of request/answer files: ``req-K.json`` + ``req-K.pt`` f
 Values travel as ``torch.save`` files read back with ``torch.load(weights_only=True)``, which builds
 tensors, numbers, strings and containers only: an answer file cannot run code in the grader.
 
-Run as ``python -m featureae_lite.remote FOLDER`` (the worker; started by :class:`RemoteSession`).
+Run as ``python -m featureae_lite.grading.remote FOLDER`` (the worker; started by :class:`RemoteSession`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureae_lite.sandbox import Limits, Outcome, Sandbox
+from featureae_lite.grading.sandbox import Limits, Outcome, Sandbox
 
 PRELUDE = ("import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
            "import featureae_lite as fl\n")
@@ -199,7 +199,7 @@ class RemoteSession:
         self.folder.mkdir()
         _write(self.folder / "cells.json", json.dumps(self.cells))
         _write(self.folder / "forbidden.json", json.dumps(self.forbidden))
-        cmd = [sys.executable, "-m", "featureae_lite.remote", str(self.folder)]
+        cmd = [sys.executable, "-m", "featureae_lite.grading.remote", str(self.folder)]
 
         def run() -> None:
             self.outcome = self.box.run(cmd, self.limits, self.extra_env, self._cancel)
@@ -297,14 +297,14 @@ def defined_functions(source: str) -> list[str]:
 def _answer(fn: Callable, args: tuple, grad: int | None) -> Any:
     if grad is None:
         return fn(*args)
-    from featureae_lite.exercises import value_and_grad
+    from featureae_lite.course.exercises import value_and_grad
 
     return value_and_grad(fn, args, grad)
 
 
 def worker_main(folder: str) -> int:
     """Execute the solution cells of ``folder/cells.json`` and answer requests until ``stop``."""
-    from featureae_lite.exercises import arm_tripwires
+    from featureae_lite.course.exercises import arm_tripwires
 
     folder_path, pid = Path(folder), os.getpid()
     namespace: dict[str, Any] = {"__name__": "__main__"}

@@ -20,15 +20,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from featureae_lite.core.fileio import write_atomic
 from featureae_lite.data.paths import source_checkout
-from featureae_lite.fileio import write_atomic
 
 
 def _course_dir() -> Path:
     """``notebooks/`` of a source checkout; in an installed package the same files are the package data
-    of ``featureae_lite.course`` (pyproject.toml maps that package to the ``notebooks/`` folder)."""
+    of ``featureae_lite.course.notebooks`` (pyproject.toml maps that package to the ``notebooks/``
+    folder)."""
     checkout = source_checkout()
-    return checkout / "notebooks" if checkout is not None else Path(__file__).resolve().parent / "course"
+    return checkout / "notebooks" if checkout is not None else Path(__file__).resolve().parent / "notebooks"
 
 
 NOTEBOOK_DIR = _course_dir()
@@ -228,7 +229,7 @@ def run_notebooks(
     books = [p for p in list_notebooks() if not only or any(p.name.startswith(o) for o in only)]
     if not books:
         raise ValueError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
-    from featureae_lite.device import resolve_device
+    from featureae_lite.core.device import resolve_device
 
     resolve_device(device)  # fails before any notebook runs on a device this machine lacks
     params = {"QUICK": bool(quick), "SEED": seed, "OUTPUT_DIR": str(run_dir.resolve()),

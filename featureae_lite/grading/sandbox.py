@@ -1,7 +1,7 @@
 """Run a command contained: its own temporary folder and home, a scrubbed environment, resource
 limits, and every process it starts killed when it ends or runs out of time.
 
-Used by the autograder (:mod:`featureae_lite.assignments`) to execute student notebooks::
+Used by the autograder (:mod:`featureae_lite.grading.assignments`) to execute student notebooks::
 
     with Sandbox() as box:
         outcome = box.run([sys.executable, "-c", "..."], Limits(wall_seconds=60, cpu_seconds=120))

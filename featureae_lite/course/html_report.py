@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from featureae_lite.fileio import check_output_dir, write_atomic
-from featureae_lite.presets import QUICK
+from featureae_lite.core.fileio import check_output_dir, write_atomic
+from featureae_lite.core.presets import QUICK
 
 RESOURCES = Path(__file__).resolve().parent / "resources"
 MATHJAX_DIR = "mathjax"  # folder next to the pages
@@ -108,7 +108,7 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 def key_result(stem: str, figures: dict[str, float | None]) -> str | None:
     """The notebook's line of :data:`KEY_RESULTS` filled with ``figures`` (None without a line or figures)."""
-    from featureae_lite.notebooks import _format_figure
+    from featureae_lite.course.notebooks import _format_figure
 
     template = KEY_RESULTS.get(stem)
     if template is None or not figures:

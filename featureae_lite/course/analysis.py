@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from featureae_lite.maps import gaussian_blur
+from featureae_lite.core.maps import gaussian_blur
 
 
 def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
