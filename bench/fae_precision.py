@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     p = preset(args.quick)
     seconds = args.seconds or (20.0 if args.quick else 300.0)
-    splits = load_cohort_splits(args.data, args.quick, 0, "t2", progress=False)
+    splits = load_cohort_splits(args.data, p.name, 0, "t2", progress=False)
     base = {"image_size": p.image_size, "seed": 0, **p.overrides("fae")}
     dets = {prec: create_detector("fae", **{**base, "precision": prec}) for prec in ("float32", "bfloat16")}
     inputs = dets["float32"].prepare(Batch.of(splits["train"]))

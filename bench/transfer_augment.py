@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("no real held-out set: run `featureae-lite fetch-real` or pass --real")
     results: dict = {"runs": []}
     for mode in modes:
-        test = transfer_test(args.methods.split(","), real_dir, quick=args.quick, data_dir=args.data,
-                             progress=False, train_transform=partial(augment, mode=mode, copies=args.copies))
+        test = transfer_test(args.methods.split(","), real_dir, preset="quick" if args.quick else "default",
+                             data_dir=args.data, progress=False,
+                             train_transform=partial(augment, mode=mode, copies=args.copies))
         results["real_random_ap"] = test.meta["lesion_pixel_share"]["real"]
         for method, r in test.results.items():
             row = {"method": method, "mode": mode, "copies": args.copies if mode != "none" else 0,

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from featureae_lite.core.device import resolve_device
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import check_not_an_input, check_output_dir, check_output_file, write_atomic
 from featureae_lite.models.base import MAX_STEPS
 
@@ -88,14 +89,14 @@ def _source(args: argparse.Namespace):
 def _backbone_options(args: argparse.Namespace) -> dict:
     """Config overrides of ``--backbone`` / ``--weights`` (applied to the methods that have them)."""
     if args.weights and not Path(args.weights).is_file():
-        raise ValueError(f"--weights {args.weights}: file not found")
+        raise InputError(f"--weights {args.weights}: file not found")
     return {k: v for k, v in (("backbone", args.backbone), ("weights_path", args.weights)) if v}
 
 
 def _preset_name(args: argparse.Namespace) -> str:
     """The preset of ``--preset`` / ``--quick`` (a conflict between the two is an error)."""
     if args.preset and args.quick and args.preset != "quick":
-        raise ValueError(f"--quick and --preset {args.preset} contradict each other; give one")
+        raise InputError(f"--quick and --preset {args.preset} contradict each other; give one")
     return args.preset or ("quick" if args.quick else "default")
 
 
@@ -123,10 +124,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from featureae_lite.data import synthesize_cohort
 
     if args.quick and args.size not in (None, "quick"):
-        raise ValueError(f"--quick and --size {args.size} contradict each other; give one")
+        raise InputError(f"--quick and --size {args.size} contradict each other; give one")
     size = args.size or ("quick" if args.quick else "default")
     if args.out and args.data and Path(args.out).resolve() != Path(args.data).resolve():
-        raise ValueError(f"--out {args.out} and --data {args.data} name different folders; give one")
+        raise InputError(f"--out {args.out} and --data {args.data} name different folders; give one")
     if args.out or args.data:
         check_output_dir(args.out or args.data, "--out" if args.out else "--data")
     start = time.perf_counter()
@@ -183,7 +184,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         check_output_file(args.out)
     size = preset(name).image_size
     if det.config.image_size != size:
-        raise ValueError(f"{args.checkpoint} expects {det.config.image_size}-px slices but the "
+        raise InputError(f"{args.checkpoint} expects {det.config.image_size}-px slices but the "
                          f"{name} preset gives {size} px; pass the --preset (or --quick) the model "
                          "was trained with")
     splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source)
@@ -201,7 +202,7 @@ def _methods(text: str) -> list[str]:
 
     methods = [m.strip() for m in text.split(",") if m.strip()]
     if not methods:
-        raise ValueError(f"--methods {text!r} names no method")
+        raise InputError(f"--methods {text!r} names no method")
     for m in methods:
         get_method(m)
     return methods
@@ -216,7 +217,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     _check_out_not_input(args, args.out, **{"--weights": args.weights})
     check_output_dir(args.out)
     start = time.perf_counter()
-    run_benchmark(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
+    run_benchmark(methods, args.out, preset=name, seed=args.seed, data_dir=args.data,
                   contrast=args.contrast, device=args.device, source=source, overrides=overrides,
                   variety=args.variety)
     print((Path(args.out) / "results.md").read_text())
@@ -249,7 +250,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     start = time.perf_counter()
     run_transfer(methods, args.real_data, args.out, real_layout=args.real_layout, modality=args.contrast,
-                 quick=name, seed=args.seed, data_dir=args.data, checkpoint_dir=args.checkpoints,
+                 preset=name, seed=args.seed, data_dir=args.data, checkpoint_dir=args.checkpoints,
                  device=args.device, overrides=overrides, variety=args.variety)
     print((Path(args.out) / "transfer.md").read_text())
     print(f"transfer finished in {time.perf_counter() - start:.0f} s; transfer.json, transfer.md and "
@@ -267,7 +268,7 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     _check_out_not_input(args, args.out, **{"--weights": args.weights})
     check_output_dir(args.out)
     start = time.perf_counter()
-    learning_curves(methods, args.out, quick=name, seed=args.seed, data_dir=args.data,
+    learning_curves(methods, args.out, preset=name, seed=args.seed, data_dir=args.data,
                     contrast=args.contrast, steps=args.steps, points=args.points, overrides=overrides,
                     device=args.device, source=source)
     print((Path(args.out) / "curves.md").read_text())
@@ -288,7 +289,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only is not None else None
     if only == []:
-        raise ValueError(f"--only {args.only!r} names no notebook (give prefixes such as 00,04)")
+        raise InputError(f"--only {args.only!r} names no notebook (give prefixes such as 00,04)")
     if getattr(args, "record_expected", False):
         writable_expected_file()  # before the run: an installed package's copy is read-only
     if args.out:
@@ -300,7 +301,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
     for d in earlier:
         if not (d / "index.md").is_file():
-            raise ValueError(f"--from {d}: not a finished notebook run folder (no index.md)")
+            raise InputError(f"--from {d}: not a finished notebook run folder (no index.md)")
     run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed,
                             threads=args.threads, device=args.device)
     print((run_dir / "index.md").read_text())
@@ -364,7 +365,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
     from featureae_lite.data import ensure_cohort
 
     if args.contrast != "t2":
-        raise ValueError(f"--contrast {args.contrast}: the notebooks teach on the T2 cohort; other "
+        raise InputError(f"--contrast {args.contrast}: the notebooks teach on the T2 cohort; other "
                          "contrasts are for synth, train, benchmark and curves")
     p = preset(args.quick)
     start = time.perf_counter()
@@ -571,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             return args.func(args)
-    except (ValueError, OSError) as err:  # bad input or an unusable file: one line, exit 2
+    except (InputError, OSError) as err:  # bad input or an unusable file: one line, exit 2; other
+        # errors (a bug in the package, numpy or torch) keep their traceback
         if args.debug:
             raise
         print(f"featureae-lite {args.command}: error: {err}", file=sys.stderr)

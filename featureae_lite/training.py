@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.data.batch import Batch
 
 
@@ -116,9 +117,9 @@ def fit(
     data = Batch.of(train)
     detector.check_images(data.images[:1] if len(data) else data.images)
     if len(data) == 0:
-        raise ValueError("training set is empty")
+        raise InputError("training set is empty")
     if steps < 1:
-        raise ValueError(f"steps must be ≥ 1, got {steps}")
+        raise InputError(f"steps must be ≥ 1, got {steps}")
 
     start = time.perf_counter()
     paused = 0.0  # seconds spent in on_checkpoint, not training

@@ -108,7 +108,7 @@ def test_transfer_tiny_threshold(tmp_path):
     convert_case(write_nrrd(tmp_path / "i.nrrd", image), write_nrrd(tmp_path / "l.nrrd", label),
                  tmp_path / "real", "case1")
     out = tmp_path / "out"
-    res = run_transfer(["threshold"], tmp_path / "real", out, quick="tiny", data_dir=tmp_path / "data",
+    res = run_transfer(["threshold"], tmp_path / "real", out, preset="tiny", data_dir=tmp_path / "data",
                        device="cpu", progress=False)
     row = res["threshold"]
     assert 0 <= row["real"]["pixel_ap"] <= 1 and 0 < row["synthetic"]["pixel_ap"] <= 1
@@ -119,7 +119,7 @@ def test_transfer_tiny_threshold(tmp_path):
     assert meta["real_subjects"] == ["case1"] and meta["modality"] == "t1"
     assert "| threshold |" in (out / "transfer.md").read_text()
     # the same measurement without files, keeping what notebook 01 draws (the model is reloaded)
-    test = transfer_test(["threshold"], tmp_path / "real", quick="tiny", data_dir=tmp_path / "data",
+    test = transfer_test(["threshold"], tmp_path / "real", preset="tiny", data_dir=tmp_path / "data",
                          device="cpu", progress=False)
     assert test.results["threshold"]["real"] == row["real"] and set(test.detectors) == {"threshold"}
     assert test.real.images.shape[0] == meta["n_real_slices"] and float(test.real.masks.sum()) > 0

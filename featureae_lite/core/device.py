@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from featureae_lite.core.errors import InputError
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -40,18 +42,18 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     kind = name.split(":", 1)[0]
     if kind not in DEVICES[1:]:
-        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)} (or cuda:N)")
+        raise InputError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)} (or cuda:N)")
     if kind == "cuda":
         if not torch.cuda.is_available():
             built = "a CUDA build" if torch.version.cuda else "a CPU-only build"
-            raise ValueError(f"device {name!r}: CUDA is not available here (torch {torch.__version__}, "
+            raise InputError(f"device {name!r}: CUDA is not available here (torch {torch.__version__}, "
                              f"{built}); use --device auto or cpu")
         index = int(name.split(":", 1)[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA "
+            raise InputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA "
                              "device(s)")
     if kind == "mps" and not _mps_available():
-        raise ValueError(f"device {name!r}: Apple MPS is not available here; use --device auto or cpu")
+        raise InputError(f"device {name!r}: Apple MPS is not available here; use --device auto or cpu")
     return torch.device(name)
 
 

@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from featureae_lite.core.errors import InputError
+
 _EFFNET_LAYERS = {"stem": (-1, 32, 2), "block0": (0, 16, 2), "block2": (2, 24, 4), "block4": (4, 40, 8),
                   "block10": (10, 112, 16), "block15": (15, 320, 32)}
 _RESNET_LAYERS = {"layer0": (64, 4), "layer1": (64, 4), "layer2": (128, 8), "layer3": (256, 16)}
@@ -63,7 +65,7 @@ def layer_table(backbone: str = "efficientnet_lite0") -> list[dict[str, int | st
 
 def _check_backbone(backbone: str) -> None:
     if backbone not in DEFAULT_LAYERS:
-        raise ValueError(f"unknown backbone {backbone!r}; known backbones: {', '.join(DEFAULT_LAYERS)}")
+        raise InputError(f"unknown backbone {backbone!r}; known backbones: {', '.join(DEFAULT_LAYERS)}")
 
 
 def _resnet18(pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Module:
@@ -72,12 +74,12 @@ def _resnet18(pretrained: bool, weights_path: str | os.PathLike | None) -> nn.Mo
     net = resnet18(weights=None)
     if weights_path is not None:
         if not Path(weights_path).is_file():
-            raise ValueError(f"backbone weights not found: {weights_path}")
+            raise InputError(f"backbone weights not found: {weights_path}")
         try:
             net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
         except Exception as err:  # not a state dict, or another network's
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise ValueError(f"{weights_path}: not a ResNet18 state dict ({first})") from err
+            raise InputError(f"{weights_path}: not a ResNet18 state dict ({first})") from err
     elif pretrained:
         weights = ResNet18_Weights.IMAGENET1K_V1
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
@@ -158,7 +160,7 @@ class FeatureExtractor(nn.Module):
         layers = tuple(layers) if layers else DEFAULT_LAYERS[backbone]
         unknown = [name for name in layers if name not in table]
         if unknown or not layers:
-            raise ValueError(f"unknown layer(s) {unknown} for {backbone}; known layers: {', '.join(table)}")
+            raise InputError(f"unknown layer(s) {unknown} for {backbone}; known layers: {', '.join(table)}")
         order = list(table)
         self.layers = tuple(sorted(layers, key=order.index))
         self.backbone_name, self.pretrained, self.feature_size = backbone, pretrained, feature_size
@@ -212,9 +214,9 @@ class FeatureExtractor(nn.Module):
         both are the CPU and nothing moves).
         """
         if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"FeatureExtractor expects grey slices (N, 1, H, W), got {tuple(x.shape)}")
+            raise InputError(f"FeatureExtractor expects grey slices (N, 1, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % 32 or x.shape[-2] % 32:
-            raise ValueError(f"slice size {tuple(x.shape[-2:])} must be divisible by 32")
+            raise InputError(f"slice size {tuple(x.shape[-2:])} must be divisible by 32")
         size = self.feature_size or (x.shape[-2] // 4, x.shape[-1] // 4)
         here = next(self.parameters()).device
         h = ((x.to(here).repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)

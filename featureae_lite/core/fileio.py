@@ -21,6 +21,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from featureae_lite.core.errors import InputError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -79,7 +81,7 @@ def resolve_path(path: str | os.PathLike, option: str) -> Path:
     """
     path = Path(path).expanduser()
     if is_symlink_loop(path):  # Path.resolve raises RuntimeError on it before Python 3.13, then not
-        raise ValueError(f"{option} {path}: is a symbolic link that loops (it points back at itself); "
+        raise InputError(f"{option} {path}: is a symbolic link that loops (it points back at itself); "
                          "remove the link or give the real folder")
     return path.resolve()
 
@@ -95,15 +97,15 @@ def make_folder(folder: str | os.PathLike, option: str) -> Path:
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{option} {folder}: is a file, expected a folder")
+        raise InputError(f"{option} {folder}: is a file, expected a folder")
     if folder.is_symlink() and not folder.exists():
         resolve_path(folder, option)  # raises for a loop
-        raise ValueError(f"{option} {folder}: is a symbolic link to {os.readlink(folder)}, which does "
+        raise InputError(f"{option} {folder}: is a symbolic link to {os.readlink(folder)}, which does "
                          "not exist")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"{option} {folder}: cannot create this folder ({err.strerror})") from err
+        raise InputError(f"{option} {folder}: cannot create this folder ({err.strerror})") from err
     return folder
 
 
@@ -114,7 +116,7 @@ def _writable_folder(folder: Path, option: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise ValueError(f"{option} {folder}: folder is not writable ({err.strerror}); "
+        raise InputError(f"{option} {folder}: folder is not writable ({err.strerror}); "
                          "choose another one") from err
 
 
@@ -129,7 +131,7 @@ def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{option} {path}: is a folder, expected a file name")
+        raise InputError(f"{option} {path}: is a folder, expected a file name")
     _writable_folder(path.parent if str(path.parent) else Path("."), option)
     return path
 
@@ -177,10 +179,10 @@ def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLi
         source = resolve_path(path, what)
         if target == source:
             kind = "folder" if source.is_dir() else "file"
-            raise ValueError(f"{option} {out}: is the {kind} the command reads ({what}); it would be "
+            raise InputError(f"{option} {out}: is the {kind} the command reads ({what}); it would be "
                              f"{'written into' if kind == 'folder' else 'replaced'}, choose another {kind}")
         if what in (folders or {}) and target.is_relative_to(source):
-            raise ValueError(f"{option} {out}: is inside {what} {source}, which the command reads; "
+            raise InputError(f"{option} {out}: is inside {what} {source}, which the command reads; "
                              "choose a path outside it")
 
 

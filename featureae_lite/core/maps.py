@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from featureae_lite.core.errors import InputError
+
 SCORE_RULES = ("top10_mean", "max")
 
 
@@ -99,7 +101,7 @@ def image_scores(maps: Tensor, brains: Tensor | None, rule: str = "top10_mean") 
         (N,) scores.
     """
     if rule not in SCORE_RULES:
-        raise ValueError(f"score rule must be one of {SCORE_RULES}, got {rule!r}")
+        raise InputError(f"score rule must be one of {SCORE_RULES}, got {rule!r}")
     flat = maps.flatten(1)
     inside = torch.ones_like(flat, dtype=torch.bool) if brains is None else brains.flatten(1) > 0
     out = torch.zeros(len(flat), dtype=maps.dtype)

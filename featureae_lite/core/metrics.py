@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.core.errors import InputError
+
 
 def _as_np(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
@@ -29,23 +31,23 @@ def _prepare(scores: Any, labels: Any, brain: Any = None) -> tuple[np.ndarray, n
     """Flatten, validate and (optionally) restrict to the brain; returns float scores, bool labels."""
     s, y = _as_np(scores), _as_np(labels)
     if s.shape != y.shape:
-        raise ValueError(f"scores shape {s.shape} does not match labels shape {y.shape}")
+        raise InputError(f"scores shape {s.shape} does not match labels shape {y.shape}")
     if brain is not None:
         b = _as_np(brain)
         if b.shape != s.shape:
-            raise ValueError(f"brain mask shape {b.shape} does not match scores shape {s.shape}")
+            raise InputError(f"brain mask shape {b.shape} does not match scores shape {s.shape}")
         b = b > 0
         if not b.any():
-            raise ValueError("the brain mask is empty: no pixel to evaluate")
+            raise InputError("the brain mask is empty: no pixel to evaluate")
         s, y = s[b], y[b]
     s, y = s.ravel(), y.ravel()
     if s.size == 0:
-        raise ValueError("no scores to evaluate")
+        raise InputError("no scores to evaluate")
     if not np.isfinite(s).all():
-        raise ValueError("scores contain NaN or infinite values")
+        raise InputError("scores contain NaN or infinite values")
     if y.dtype != bool:
         if not np.isin(y, (0, 1)).all():
-            raise ValueError("labels must be binary (0/1 or bool)")
+            raise InputError("labels must be binary (0/1 or bool)")
         y = y.astype(bool)
     if s.dtype not in (np.float32, np.float64):
         s = s.astype(np.float64)
@@ -95,7 +97,7 @@ def average_precision(scores: Any, labels: Any, brain: Any = None) -> float:
     s, y = _prepare(scores, labels, brain)
     n_pos = int(y.sum())
     if n_pos == 0:
-        raise ValueError("labels contain no positive: average precision is undefined")
+        raise InputError("labels contain no positive: average precision is undefined")
     tp, fp, _ = _curve(s, y)
     return _ap(tp, fp, n_pos)
 
@@ -106,7 +108,7 @@ def roc_auc(scores: Any, labels: Any, brain: Any = None) -> float:
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError("AUROC needs both positive and negative labels")
+        raise InputError("AUROC needs both positive and negative labels")
     tp, fp, _ = _curve(s, y)
     return _auroc(tp, fp, n_pos, n_neg)
 
@@ -125,7 +127,7 @@ def best_dice(scores: Any, labels: Any, brain: Any = None,
     s, y = _prepare(scores, labels, brain)
     n_pos = int(y.sum())
     if n_pos == 0:
-        raise ValueError("labels contain no positive: Dice is undefined")
+        raise InputError("labels contain no positive: Dice is undefined")
     if n_thresholds is None:
         tp, fp, thr = _curve(s, y)
         dice = 2 * tp / (tp + fp + n_pos)
@@ -161,7 +163,7 @@ def threshold_at_fpr(scores: Any, labels: Any, fpr: float = 0.05, brain: Any = N
     s, y = _prepare(scores, labels, brain)
     neg = s[~y]
     if neg.size == 0:
-        raise ValueError("labels contain no negative: FPR is undefined")
+        raise InputError("labels contain no negative: FPR is undefined")
     tp, fp, thr = _curve(s, y)
     ok = np.flatnonzero(fp <= fpr * neg.size)
     if ok.size == 0:  # even the highest score gives too many false positives
@@ -201,7 +203,7 @@ def per_volume(metric_fn: Callable[..., float], scores: Any, labels: Any, groups
     """
     s, y, g = _as_np(scores), _as_np(labels), _as_np(groups)
     if g.shape != s.shape:
-        raise ValueError(f"groups shape {g.shape} does not match scores shape {s.shape}")
+        raise InputError(f"groups shape {g.shape} does not match scores shape {s.shape}")
     if brain is not None:
         b = _as_np(brain) > 0
         s, y, g = s[b], y[b], g[b]
@@ -211,7 +213,7 @@ def per_volume(metric_fn: Callable[..., float], scores: Any, labels: Any, groups
     bounds = np.flatnonzero(np.diff(code.ravel()[order])) + 1
     values = [metric_fn(s[idx], y[idx]) for idx in np.split(order, bounds) if y[idx].any()]
     if not values:
-        raise ValueError("no volume contains a positive pixel")
+        raise InputError("no volume contains a positive pixel")
     return float(np.mean(values))
 
 
@@ -269,7 +271,7 @@ def subset_curve_metrics(
         if pixels is not None and id(pixels) not in masks:
             p = _as_np(pixels)
             if p.shape != shape:
-                raise ValueError(f"subset {name!r}: pixel mask shape {p.shape} does not match {shape}")
+                raise InputError(f"subset {name!r}: pixel mask shape {p.shape} does not match {shape}")
             masks[id(pixels)] = (p > 0).ravel()
     index = None  # when every subset has a pixel mask, only pixels of some mask are sorted
     if subsets and all(pixels is not None for _, pixels in subsets.values()):
@@ -286,20 +288,20 @@ def subset_curve_metrics(
         if rows is not None:
             r = _as_np(rows)
             if r.shape != shape[:1]:
-                raise ValueError(f"subset {name!r}: rows shape {r.shape} does not match ({shape[0]},)")
+                raise InputError(f"subset {name!r}: rows shape {r.shape} does not match ({shape[0]},)")
             keep &= (r > 0)[row_of]
         if not keep.any():
-            raise ValueError(f"subset {name!r} selects no pixel")
+            raise InputError(f"subset {name!r} selects no pixel")
         try:
             out[name] = _metrics_from_sorted(s_sorted[keep], y_sorted[keep], fpr, thresholds.get(name))
         except ValueError as err:
-            raise ValueError(f"subset {name!r}: {err}") from None
+            raise InputError(f"subset {name!r}: {err}") from None
     return out
 
 
 def _check_fpr(fpr: float) -> None:
     if not 0 <= fpr <= 1:
-        raise ValueError(f"fpr must be in [0, 1], got {fpr}")
+        raise InputError(f"fpr must be in [0, 1], got {fpr}")
 
 
 def _metrics_from_sorted(s: np.ndarray, y: np.ndarray, fpr: float,
@@ -308,7 +310,7 @@ def _metrics_from_sorted(s: np.ndarray, y: np.ndarray, fpr: float,
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
-        raise ValueError("pixel metrics need both anomalous and normal pixels")
+        raise InputError("pixel metrics need both anomalous and normal pixels")
     tp, fp, thr = _curve_sorted(s, y)
     dice = 2 * tp / (tp + fp + n_pos)
     k = int(np.argmax(dice))

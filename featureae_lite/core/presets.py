@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from featureae_lite.core.errors import InputError
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -139,14 +141,15 @@ TINY = Preset(name="tiny", cohort_size="tiny", image_size=64, slice_step=8)
 PRESETS = {"tiny": TINY, "quick": QUICK, "classroom": CLASSROOM, "default": DEFAULT, "paper": PAPER}
 
 
-def preset(quick: bool | str = False) -> Preset:
-    """Return the preset for ``quick`` (True = QUICK, False = DEFAULT) or a name: ``"tiny"`` (unit
+def preset(name: str | bool = "default") -> Preset:
+    """Return the preset called ``name`` (or the notebooks' ``QUICK`` flag: True = QUICK, False =
+    DEFAULT): ``"tiny"`` (unit
     tests), ``"quick"`` (CI, ~1 min per notebook), ``"classroom"`` (the notebooks on a laptop, the
     course models at the benchmark's budgets),
     ``"default"`` (the benchmark on 2 CPU cores, ≤ 10 min per method) or ``"paper"`` (the references'
     budgets, for a GPU)."""
-    if isinstance(quick, str):
-        if quick not in PRESETS:
-            raise ValueError(f"unknown preset {quick!r}; known: {', '.join(PRESETS)}")
-        return PRESETS[quick]
-    return QUICK if quick else DEFAULT
+    if isinstance(name, str):
+        if name not in PRESETS:
+            raise InputError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+        return PRESETS[name]
+    return QUICK if name else DEFAULT

@@ -29,28 +29,29 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.maps import gaussian_blur
 
 
 def _check(x: Tensor, y: Tensor, window_size: int) -> None:
     for name, t in (("x", x), ("y", y)):
         if not isinstance(t, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            raise InputError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim != 4:
-            raise ValueError(f"{name} has shape {tuple(t.shape)} but SSIM expects (N, C, H, W)")
+            raise InputError(f"{name} has shape {tuple(t.shape)} but SSIM expects (N, C, H, W)")
         if not t.is_floating_point():
-            raise ValueError(f"{name} must be floating point, got {t.dtype}")
+            raise InputError(f"{name} must be floating point, got {t.dtype}")
     if x.shape != y.shape:
-        raise ValueError(f"x and y shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
+        raise InputError(f"x and y shapes differ: {tuple(x.shape)} vs {tuple(y.shape)}")
     if window_size % 2 == 0 or window_size < 1:
-        raise ValueError(f"window_size must be a positive odd number, got {window_size}")
+        raise InputError(f"window_size must be a positive odd number, got {window_size}")
     if window_size > min(x.shape[-2:]):
-        raise ValueError(f"window_size {window_size} exceeds the image size {tuple(x.shape[-2:])}")
+        raise InputError(f"window_size {window_size} exceeds the image size {tuple(x.shape[-2:])}")
     # A sum is finite when every value is (one pass, no allocation); the element-wise test runs
     # only when it is not, so that a sum that merely overflows is not mistaken for bad input.
     for name, t in (("x", x), ("y", y)):
         if not torch.isfinite(t.detach().sum()) and not torch.isfinite(t).all():
-            raise ValueError(f"SSIM input {name} contains NaN or infinite values")
+            raise InputError(f"SSIM input {name} contains NaN or infinite values")
 
 
 CHUNK_ELEMENTS = 1 << 20  # values per tensor and chunk (4 MiB in float32)

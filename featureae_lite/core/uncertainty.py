@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.core.errors import InputError
+
 METRICS = ("pixel_ap", "pixel_auroc", "best_dice")
 
 
@@ -66,10 +68,10 @@ def subject_histograms(maps: Any, masks: Any, brains: Any, subject_ids: list[str
     m, y = _numpy(maps), _numpy(masks) > 0
     b = np.ones(m.shape, bool) if brains is None else _numpy(brains) > 0
     if len(subject_ids) != len(m):
-        raise ValueError(f"{len(subject_ids)} subject ids for {len(m)} slices")
+        raise InputError(f"{len(subject_ids)} subject ids for {len(m)} slices")
     inside = m[b]
     if not np.isfinite(inside).all():
-        raise ValueError("scores contain NaN or infinite values")
+        raise InputError("scores contain NaN or infinite values")
     sample = inside if inside.size <= 2_000_000 else np.random.default_rng(0).choice(inside, 2_000_000)
     edges = np.unique(np.quantile(sample, np.linspace(0, 1, bins + 1)[1:-1]))
     names = sorted(set(subject_ids))
@@ -126,7 +128,7 @@ def bootstrap_ci(hist: SubjectHistograms, n_boot: int = 1000, level: float = 0.9
     """
     n = len(hist.subjects)
     if n == 0:
-        raise ValueError("no subject to resample")
+        raise InputError("no subject to resample")
     draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     weights = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(float)  # (n_boot, S)
     values = metrics_from_counts(weights @ hist.positives, weights @ hist.negatives)

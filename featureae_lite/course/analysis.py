@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.maps import gaussian_blur
 
 
@@ -33,7 +34,7 @@ def lesion_contrast(values: Tensor, masks: Tensor, brains: Tensor) -> Tensor:
     """
     n, c, h, w = values.shape
     if masks.shape[-2] % h or masks.shape[-1] % w:
-        raise ValueError(f"feature size {(h, w)} does not divide the mask size {tuple(masks.shape[-2:])}")
+        raise InputError(f"feature size {(h, w)} does not divide the mask size {tuple(masks.shape[-2:])}")
     lesion = (masks > 0).float()
     normal = ((brains > 0) & (masks == 0)).float()
     if (h, w) != tuple(masks.shape[-2:]):

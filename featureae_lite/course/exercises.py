@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featureae_lite.core.errors import InputError
+
 MIME = "application/vnd.featureae-lite.exercise+json"
 STATUSES = ("passed", "failed", "not attempted")
 
@@ -269,7 +271,7 @@ def feedback(name: str, answer: Any, *, seed: int | None = None, source: str | N
         The solution's source, scanned for forbidden calls; default: ``inspect.getsource(answer)``.
     """
     if name not in EXERCISES:
-        raise ValueError(f"unknown exercise {name!r}; known exercises: {', '.join(EXERCISES)}")
+        raise InputError(f"unknown exercise {name!r}; known exercises: {', '.join(EXERCISES)}")
     if not callable(answer):
         return Feedback(name, "failed", f"expected a function, got {type(answer).__name__}. "
                         "Hint: pass the function itself, e.g. check(name, my_function).")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import check_output_dir, write_atomic
 from featureae_lite.core.presets import QUICK
 
@@ -95,7 +96,7 @@ def read_run(run_dir: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run_dir)
     index = run_dir / "index.md"
     if not index.is_file():
-        raise ValueError(f"{run_dir}: not a finished notebook run folder (no index.md)")
+        raise InputError(f"{run_dir}: not a finished notebook run folder (no index.md)")
 
     def load(name: str) -> dict:
         path = run_dir / name

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import write_atomic
 from featureae_lite.data.paths import source_checkout
 
@@ -89,7 +90,7 @@ def writable_expected_file(expected_file: str | os.PathLike = EXPECTED_FILE) -> 
     path = Path(expected_file).resolve()
     package = Path(__file__).resolve().parent
     if path.is_relative_to(package):
-        raise ValueError(f"{path}: the expected figures of an installed package are read-only package data; "
+        raise InputError(f"{path}: the expected figures of an installed package are read-only package data; "
                          "record them in a source checkout (pip install -e .) or pass another file")
     return path
 
@@ -175,11 +176,11 @@ def clear_run_folder(folder: str | os.PathLike, overwrite: bool = False, option:
     ours = [p for p in entries if any(fnmatchcase(p.name, pattern) for pattern in RUN_FILES)]
     others = [p.name for p in entries if p not in ours]
     if others:
-        raise ValueError(f"{option} {folder}: holds files that are not a notebook run "
+        raise InputError(f"{option} {folder}: holds files that are not a notebook run "
                          f"({', '.join(others[:3])}{', …' if len(others) > 3 else ''}); "
                          "choose an empty folder")
     if not overwrite:
-        raise ValueError(f"{option} {folder}: holds an earlier run ({', '.join(p.name for p in ours[:3])}"
+        raise InputError(f"{option} {folder}: holds an earlier run ({', '.join(p.name for p in ours[:3])}"
                          f"{', …' if len(ours) > 3 else ''}); choose an empty folder or pass --overwrite "
                          "to remove that run first")
     for path in ours:
@@ -228,7 +229,7 @@ def run_notebooks(
     run_dir.mkdir(parents=True, exist_ok=True)
     books = [p for p in list_notebooks() if not only or any(p.name.startswith(o) for o in only)]
     if not books:
-        raise ValueError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
+        raise InputError(f"no notebook matches {only!r} in {NOTEBOOK_DIR}")
     from featureae_lite.core.device import resolve_device
 
     resolve_device(device)  # fails before any notebook runs on a device this machine lacks

@@ -32,6 +32,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from featureae_lite.core.errors import InputError
+
 Interval = tuple[float, float]
 
 _METRIC_NAMES = {"pixel_ap": "pixel AP", "pixel_auroc": "pixel AUROC", "best_dice": "best Dice",
@@ -61,7 +63,7 @@ def _entry(source: Any, name: str, on: str | None) -> Any:
             raise KeyError(f"{name!r} is not a column of the table; columns: {list(source.columns)}")
         column = source[name]
         if on is None:
-            raise ValueError("a table needs `on`: the row (anomaly type) to read")
+            raise InputError("a table needs `on`: the row (anomaly type) to read")
         return column[on] if on in column.index else float("nan")
     if name not in source:
         raise KeyError(f"{name!r} is not among {list(source)}")
@@ -72,7 +74,7 @@ def _entry(source: Any, name: str, on: str | None) -> Any:
         if "per_type" in entry:
             return entry["per_type"].get(on, {})
         return entry.get(on, float("nan"))
-    raise ValueError(f"{name!r} holds a single number; `on={on!r}` needs per-type values")
+    raise InputError(f"{name!r} holds a single number; `on={on!r}` needs per-type values")
 
 
 def value_of(source: Any, name: str, on: str | None = None, metric: str = "pixel_ap") -> float:
@@ -245,7 +247,7 @@ def best(source: Any, on: str | None = None, metric: str = "pixel_ap", exclude: 
     values = {n: value_of(source, n, on, metric) for n in names if n not in set(exclude)}
     valid = [n for n, v in values.items() if not math.isnan(v)]
     if not valid:
-        raise ValueError("no entry has a value")
+        raise InputError("no entry has a value")
     return max(valid, key=lambda n: values[n])
 
 

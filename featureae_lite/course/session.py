@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.presets import Preset, preset
 from featureae_lite.models.base import AnomalyOutput, Detector
 
@@ -72,7 +73,7 @@ class Session:
         from featureae_lite.experiments.evaluation import predict_split
 
         if split not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {split!r}; known: train, val, test")
+            raise InputError(f"unknown split {split!r}; known: train, val, test")
         key = f"{method}:{sorted(overrides.items())}:{split}"
         if key not in self._outputs:
             self._outputs[key] = predict_split(self.detector(method, **overrides), getattr(self, split))
@@ -147,6 +148,6 @@ def start(quick: bool = False, seed: int = 0, data_dir: str | os.PathLike | None
 
     where = str(resolve_device(device))  # fails before any work on a device this machine lacks
     data_dir = str(data_dir) if data_dir else None
-    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress)
+    splits = load_cohort_splits(data_dir, "quick" if quick else "default", seed, contrast, progress)
     return Session(preset(quick if quick else "classroom"), seed, data_dir, splits["train"], splits["val"],
                    splits["test"], splits["cohort"], where)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from featureae_lite.core import viz
+from featureae_lite.core.errors import InputError
 
 STATIC_ENV = "FEATUREAE_LITE_STATIC"
 
@@ -56,15 +57,15 @@ def _run(draw: Callable[..., Any], controls: Mapping[str, Any], initial: Mapping
 def _check_maps(data, maps: Mapping[str, torch.Tensor]) -> None:
     """Raise unless every map is a NaN-free tensor shaped like ``data.images`` (N, 1, H, W)."""
     if not maps:
-        raise ValueError("no maps to show: pass at least one name → (N, 1, H, W) tensor")
+        raise InputError("no maps to show: pass at least one name → (N, 1, H, W) tensor")
     want = tuple(data.images.shape)
     for name, m in maps.items():
         if not isinstance(m, torch.Tensor):
             raise TypeError(f"{name!r}: expected a torch.Tensor of shape {want}, got {type(m).__name__}")
         if tuple(m.shape) != want:
-            raise ValueError(f"{name!r}: shape {tuple(m.shape)} does not match the slices {want}")
+            raise InputError(f"{name!r}: shape {tuple(m.shape)} does not match the slices {want}")
         if torch.isnan(m).any():
-            raise ValueError(f"{name!r} contains NaN values")
+            raise InputError(f"{name!r} contains NaN values")
 
 
 def _largest_lesion(data) -> int:
@@ -87,13 +88,13 @@ def volume_browser(volumes: Mapping[str, tuple[np.ndarray, np.ndarray | None]], 
 
     names = list(volumes)
     if not names:
-        raise ValueError("no volumes to browse")
+        raise InputError("no volumes to browse")
     first_img, first_mask = volumes[names[0]]
     for name, (img, mask) in volumes.items():
         if np.ndim(img) != 3:
-            raise ValueError(f"{name!r}: expected a 3-D volume (X, Y, Z), got shape {np.shape(img)}")
+            raise InputError(f"{name!r}: expected a 3-D volume (X, Y, Z), got shape {np.shape(img)}")
         if mask is not None and np.shape(mask) != np.shape(img):
-            raise ValueError(f"{name!r}: mask shape {np.shape(mask)} does not match image {np.shape(img)}")
+            raise InputError(f"{name!r}: mask shape {np.shape(mask)} does not match image {np.shape(img)}")
     if z is None:
         z = int(np.argmax(first_mask.sum((0, 1)))) if first_mask is not None and first_mask.any() \
             else first_img.shape[2] // 2
@@ -175,7 +176,7 @@ def channel_browser(images: torch.Tensor, features: torch.Tensor, index: int = 0
     import matplotlib.pyplot as plt
 
     if images.ndim != 4 or features.ndim != 4 or len(images) != len(features):
-        raise ValueError(f"expected images (N, 1, H, W) and features (N, C, h, w) with the same N, got "
+        raise InputError(f"expected images (N, 1, H, W) and features (N, C, h, w) with the same N, got "
                          f"{tuple(images.shape)} and {tuple(features.shape)}")
 
     def draw(index: int, channel: int):
@@ -283,7 +284,7 @@ def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0
 
     patch = toy_patch() if patch is None else torch.as_tensor(patch, dtype=torch.float32)
     if patch.ndim != 2 or min(patch.shape) < 12:
-        raise ValueError(f"expected a 2-D patch larger than 11×11 pixels, got shape {tuple(patch.shape)}")
+        raise InputError(f"expected a 2-D patch larger than 11×11 pixels, got shape {tuple(patch.shape)}")
 
     def draw(brightness: float, contrast: float, noise: float):
         y = altered_patch(patch, brightness, contrast, noise)
@@ -340,12 +341,12 @@ def data_range_explorer(features: torch.Tensor, reconstruction: torch.Tensor,
     import matplotlib.pyplot as plt
 
     if features.ndim != 4 or features.shape != reconstruction.shape:
-        raise ValueError(f"expected features and reconstruction of one (N, C, h, w) shape, got "
+        raise InputError(f"expected features and reconstruction of one (N, C, h, w) shape, got "
                          f"{tuple(features.shape)} and {tuple(reconstruction.shape)}")
     if images is not None and (images.ndim != 4 or len(images) != len(features)):
-        raise ValueError(f"images must be (N, 1, H, W) with N = {len(features)}, got {tuple(images.shape)}")
+        raise InputError(f"images must be (N, 1, H, W) with N = {len(features)}, got {tuple(images.shape)}")
     if data_range <= 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+        raise InputError(f"data_range must be positive, got {data_range}")
     spread = float(features.amax() - features.amin())
 
     def draw(data_range: float, index: int):
@@ -391,7 +392,7 @@ def ncc_window_explorer(data, restored: torch.Tensor, window: int = 11, index: i
     _check_maps(data, {"restored": restored})
     size = min(data.images.shape[-2:])
     if window % 2 == 0 or not 3 <= window <= size:
-        raise ValueError(f"window must be odd and between 3 and {size}, got {window}")
+        raise InputError(f"window must be odd and between 3 and {size}, got {window}")
     if index is None:
         index = _largest_lesion(data)
 

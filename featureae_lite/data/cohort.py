@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import check_output_dir, write_atomic, writer_lock
 from featureae_lite.data.layouts import subject_files
 from featureae_lite.data.paths import resolve_data_dir
@@ -69,7 +70,7 @@ def plan(size: str, seed: int, contrast: str, variety: str = "standard") -> list
     check_choice(contrast, CONTRASTS, "contrast")
     check_choice(variety, VARIETIES, "variety")
     if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"the cohort seed must be a whole number ≥ 0, got {seed!r}")
+        raise InputError(f"the cohort seed must be a whole number ≥ 0, got {seed!r}")
     rows, k = [], 0
     for split, (n_healthy, n_per_type) in SIZES[size].items():
         kinds = ["healthy"] * n_healthy + [t for t in LESION_TYPES for _ in range(n_per_type)]

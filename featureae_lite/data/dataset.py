@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import atomic_path, writer_lock
 from featureae_lite.data.layouts import SubjectRecord, discover_subjects
 from featureae_lite.data.nifti import load_mask, load_volume, missing_file_error
@@ -96,14 +97,14 @@ def load_subject_slices(rec: SubjectRecord, **kwargs) -> tuple[np.ndarray, np.nd
     mask = load_mask(rec.mask_path, image.shape, labels=rec.label_map) if rec.mask_path else None
     brain = load_mask(rec.brain_mask_path, image.shape) if rec.brain_mask_path else None
     if brain is None and not (image > 0).any():
-        raise ValueError(f"{rec.image_path}: the image is 0 everywhere (no brain voxel)")
+        raise InputError(f"{rec.image_path}: the image is 0 everywhere (no brain voxel)")
     if brain is None and image.min() == image.max():
-        raise ValueError(f"{rec.image_path}: the image is {image.flat[0]:g} everywhere (a constant image "
+        raise InputError(f"{rec.image_path}: the image is {image.flat[0]:g} everywhere (a constant image "
                          "has no anatomy and no background)")
     try:
         return preprocess_volume(image, mask, brain, **kwargs)
     except ValueError as err:
-        raise ValueError(f"{rec.image_path}: {err}") from err
+        raise InputError(f"{rec.image_path}: {err}") from err
 
 
 def content_stamp(path: Path | None) -> str:
@@ -173,7 +174,7 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
     """
     if cohort is None:
         if layout != "synthetic":
-            raise ValueError(f"layout {layout!r} needs cohort= the folder of the data set")
+            raise InputError(f"layout {layout!r} needs cohort= the folder of the data set")
         from featureae_lite.data.cohort import ensure_cohort
 
         cohort = ensure_cohort(data_dir, size=size, seed=seed, contrast=modality, progress=progress)
@@ -181,7 +182,7 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
     if subjects is not None:
         missing = sorted(set(subjects) - {r.subject_id for r in records})
         if missing:
-            raise ValueError(f"{cohort}: subject(s) {missing} not found (layout {layout!r}, {modality})")
+            raise InputError(f"{cohort}: subject(s) {missing} not found (layout {layout!r}, {modality})")
         records = [r for r in records if r.subject_id in set(subjects)]
     args = {"image_size": image_size, "slice_range": list(slice_range), "slice_step": slice_step,
             "equalize": equalize, "layout": layout, "split": split}

@@ -10,6 +10,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from featureae_lite.core.errors import InputError
+
 # layout → (image patterns, lesion-mask patterns, brain-mask patterns, anomaly type, label map?)
 # "{m}" is replaced by the modality (t1, t2, flair).
 LAYOUTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, bool]] = {
@@ -115,7 +117,7 @@ def discover_subjects(root: str | os.PathLike, layout: str = "synthetic", modali
     """
     root = Path(root)
     if layout not in KNOWN_LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; known layouts: {', '.join(KNOWN_LAYOUTS)}")
+        raise InputError(f"unknown layout {layout!r}; known layouts: {', '.join(KNOWN_LAYOUTS)}")
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root}")
     if layout == "synthetic":
@@ -139,7 +141,7 @@ def discover_subjects(root: str | os.PathLike, layout: str = "synthetic", modali
                           f"{', …' if len(skipped) > 3 else ''}): no {modality} image matching {wanted} "
                           f"(layout {layout!r}; names are matched case-insensitively)", stacklevel=2)
     if not records:
-        raise ValueError(f"no subject found in {root} for layout {layout!r}, modality {modality!r}"
+        raise InputError(f"no subject found in {root} for layout {layout!r}, modality {modality!r}"
                          + (f", split {split!r}" if split else "") + " (see data/README.md)")
     return records
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import atomic_path, is_symlink_loop
 
 
@@ -51,13 +52,13 @@ def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         img = nib.load(str(path))
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as err:  # nibabel raises many types for corrupt files
-        raise ValueError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
+        raise InputError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}")
+        raise InputError(f"{path}: expected a 3-D volume, got shape {data.shape}")
     if not np.isfinite(data).all():
-        raise ValueError(f"{path}: contains NaN or infinite values")
+        raise InputError(f"{path}: contains NaN or infinite values")
     return data, img.affine
 
 
@@ -77,16 +78,16 @@ def load_mask(path: str | os.PathLike, shape: tuple[int, ...] | None = None,
     """
     data, _ = load_volume(path)
     if shape is not None and data.shape != tuple(shape):
-        raise ValueError(f"{path}: mask shape {data.shape} does not match image shape {tuple(shape)}")
+        raise InputError(f"{path}: mask shape {data.shape} does not match image shape {tuple(shape)}")
     values = np.unique(data)
     if labels:
         if not np.allclose(values, np.round(values)):
-            raise ValueError(f"{path}: label map has non-integer values {values[:5]}")
+            raise InputError(f"{path}: label map has non-integer values {values[:5]}")
         if values[0] < 0:
-            raise ValueError(f"{path}: label map has negative labels {values[values < 0][:5]}; expected "
+            raise InputError(f"{path}: label map has negative labels {values[values < 0][:5]}; expected "
                              "0 (background) and positive lesion labels")
     elif not np.isin(values, (0, 1)).all():
-        raise ValueError(f"{path}: mask is not binary (values {values[:6]}…); expected only 0 and 1")
+        raise InputError(f"{path}: mask is not binary (values {values[:6]}…); expected only 0 and 1")
     return data > 0
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featureae_lite.core.errors import InputError
+
 
 def _square(a: np.ndarray) -> np.ndarray:
     """Centre-crop or zero-pad the last two axes of (S, H, W) to a square of side max(H, W)...
@@ -25,7 +27,7 @@ def equalize(image: np.ndarray, brain: np.ndarray, nbins: int = 256) -> np.ndarr
     from skimage.exposure import equalize_hist
 
     if not brain.any():
-        raise ValueError("histogram equalisation needs a non-empty brain mask")
+        raise InputError("histogram equalisation needs a non-empty brain mask")
     out = equalize_hist(image, nbins=nbins, mask=brain).astype(np.float32)
     return out * brain
 
@@ -59,16 +61,16 @@ def preprocess_volume(image: np.ndarray, lesion_mask: np.ndarray | None, brain_m
         rotated so anterior is up.
     """
     if image.ndim != 3:
-        raise ValueError(f"expected a 3-D volume, got shape {image.shape}")
+        raise InputError(f"expected a 3-D volume, got shape {image.shape}")
     brain = image > 0 if brain_mask is None else brain_mask > 0
     lesion = np.zeros(image.shape, bool) if lesion_mask is None else lesion_mask > 0
     for name, m in (("lesion mask", lesion), ("brain mask", brain)):
         if m.shape != image.shape:
-            raise ValueError(f"{name} shape {m.shape} does not match image shape {image.shape}")
+            raise InputError(f"{name} shape {m.shape} does not match image shape {image.shape}")
     start, stop = slice_range
     stop = min(stop, image.shape[2])
     if not 0 <= start < stop:
-        raise ValueError(f"slice range {slice_range} is empty for a volume with {image.shape[2]} slices")
+        raise InputError(f"slice range {slice_range} is empty for a volume with {image.shape[2]} slices")
     zs = np.arange(start, stop, slice_step)
     img = np.asarray(image, np.float32) * brain
     if equalize_hist:

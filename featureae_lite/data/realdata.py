@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import atomic_path, write_atomic
 
 # The pyradiomics 3.1.0 sdist on PyPI (the file and hash listed by its simple index).
@@ -86,10 +87,10 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     raw = path.read_bytes()
     if not raw.startswith(b"NRRD000"):
-        raise ValueError(f"{path}: not an NRRD file (no NRRD000x magic line)")
+        raise InputError(f"{path}: not an NRRD file (no NRRD000x magic line)")
     head, sep, body = raw.partition(b"\n\n")
     if not sep:
-        raise ValueError(f"{path}: NRRD header is not followed by a blank line")
+        raise InputError(f"{path}: NRRD header is not followed by a blank line")
     fields = {}
     for line in head.decode("latin-1").splitlines()[1:]:
         if line.startswith("#") or ": " not in line:
@@ -97,23 +98,23 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         key, value = line.split(": ", 1)
         fields[key.strip().lower()] = value.strip()
     if "data file" in fields or "datafile" in fields:
-        raise ValueError(f"{path}: detached NRRD data files are not supported")
+        raise InputError(f"{path}: detached NRRD data files are not supported")
     dtype = _NRRD_TYPES.get(fields.get("type", "").lower())
     if dtype is None:
-        raise ValueError(f"{path}: NRRD type {fields.get('type')!r} is not supported")
+        raise InputError(f"{path}: NRRD type {fields.get('type')!r} is not supported")
     sizes = [int(s) for s in fields.get("sizes", "").split()]
     if len(sizes) != 3 or int(fields.get("dimension", 0)) != 3:
-        raise ValueError(f"{path}: expected a 3-D NRRD volume, got sizes {sizes}")
+        raise InputError(f"{path}: expected a 3-D NRRD volume, got sizes {sizes}")
     encoding = fields.get("encoding", "raw").lower()
     if encoding in ("gzip", "gz"):
         body = gzip.decompress(body)
     elif encoding != "raw":
-        raise ValueError(f"{path}: NRRD encoding {encoding!r} is not supported (raw or gzip)")
+        raise InputError(f"{path}: NRRD encoding {encoding!r} is not supported (raw or gzip)")
     endian = "<" if fields.get("endian", "little") == "little" else ">"
     count = int(np.prod(sizes))
     itemsize = np.dtype(dtype).itemsize
     if len(body) < count * itemsize:
-        raise ValueError(f"{path}: {len(body)} bytes of data, {count * itemsize} expected")
+        raise InputError(f"{path}: {len(body)} bytes of data, {count * itemsize} expected")
     data = np.frombuffer(body[len(body) - count * itemsize:], endian + dtype).reshape(sizes[::-1]).T
     affine = np.eye(4)
     if "space directions" in fields:
@@ -127,7 +128,7 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if space in ("left-posterior-superior", "lps"):
         affine[:2] *= -1  # LPS → RAS
     elif space not in ("right-anterior-superior", "ras"):
-        raise ValueError(f"{path}: NRRD space {space!r} is not supported (LPS or RAS)")
+        raise InputError(f"{path}: NRRD space {space!r} is not supported (LPS or RAS)")
     return np.ascontiguousarray(data), affine
 
 
@@ -167,7 +168,7 @@ def brain_mask_from_head(image: np.ndarray, spacing: tuple[float, float, float],
 
     x = np.asarray(image, np.float32)
     if x.ndim != 3:
-        raise ValueError(f"expected a 3-D volume, got shape {x.shape}")
+        raise InputError(f"expected a 3-D volume, got shape {x.shape}")
     level = threshold_otsu(x)
     fat = threshold_otsu(x[x > level])  # splits the head's bright voxels: brain tissue | scalp fat
     bridge, skull = _disk(bridge_mm, spacing[0]), _disk(skull_mm, spacing[0])
@@ -214,7 +215,7 @@ def align_to_grid(image: np.ndarray, label: np.ndarray, brain: np.ndarray, affin
 
     src, dst = world(brain, affine), world(target_brain, target_affine)
     if len(src) == 0:
-        raise ValueError("the brain mask is empty: cannot align the case")
+        raise InputError("the brain mask is empty: cannot align the case")
     c_src, c_dst = src.mean(0), dst.mean(0)
     scale = float(np.sqrt(np.prod(dst[:, :2].std(0)) / np.prod(src[:, :2].std(0))))
     c_dst[2] += _slice_offset(brain, affine, target_brain, target_affine, c_src, c_dst, scale)
@@ -272,16 +273,16 @@ def convert_case(image_path: str | os.PathLike, label_path: str | os.PathLike, o
     image, affine = _read_any(image_path)
     label, label_affine = _read_any(label_path)
     if label.shape != image.shape:
-        raise ValueError(f"{label_path}: label shape {label.shape} does not match image shape {image.shape}")
+        raise InputError(f"{label_path}: label shape {label.shape} does not match image shape {image.shape}")
     if not np.allclose(label_affine, affine, atol=1e-3):
-        raise ValueError(f"{label_path}: label grid differs from the image's")
+        raise InputError(f"{label_path}: label grid differs from the image's")
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
     brain = brain_mask_from_head(image, spacing)
     lesion = label > 0
     anatomy = load_anatomy()
     img, lab, brn, transform = align_to_grid(image, lesion, brain, affine, anatomy.brain, anatomy.affine)
     if not lab.any():
-        raise ValueError(f"{label_path}: the label is empty after resampling")
+        raise InputError(f"{label_path}: the label is empty after resampling")
     img = np.where(brn, np.maximum(np.rint(img), 1), 0).astype(np.int16)
     folder = Path(out_root) / case_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -328,7 +329,7 @@ def download_sdist(folder: Path, source: dict = PYRADIOMICS, progress: bool = Tr
                 fh.write(chunk)
         got = sha256(tmp)
         if got != source["sha256"]:
-            raise ValueError(f"{source['url']}: SHA-256 {got} does not match the expected {source['sha256']}")
+            raise InputError(f"{source['url']}: SHA-256 {got} does not match the expected {source['sha256']}")
     return path
 
 
@@ -357,9 +358,9 @@ def fetch_pyradiomics(out: str | os.PathLike, sdist: str | os.PathLike | None = 
     else:
         archive = Path(sdist)
         if not archive.is_file():
-            raise ValueError(f"--sdist {archive}: file not found")
+            raise InputError(f"--sdist {archive}: file not found")
         if sha256(archive) != src["sha256"]:
-            raise ValueError(f"--sdist {archive}: not the expected {src['filename']} (SHA-256 differs)")
+            raise InputError(f"--sdist {archive}: not the expected {src['filename']} (SHA-256 differs)")
     prefix = f"{src['package']}-{src['version']}"
     staged = out / ".download" / "extracted"
     staged.mkdir(parents=True, exist_ok=True)
@@ -369,7 +370,7 @@ def fetch_pyradiomics(out: str | os.PathLike, sdist: str | os.PathLike | None = 
         for name in wanted:
             member = tar.extractfile(f"{prefix}/{name}")
             if member is None:
-                raise ValueError(f"{archive}: {prefix}/{name} is missing")
+                raise InputError(f"{archive}: {prefix}/{name} is missing")
             write_atomic(staged / name.replace("/", "_"), member.read())
     cases, folders = [], []
     for c in src["cases"]:

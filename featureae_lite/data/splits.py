@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from featureae_lite.core.presets import preset
+from featureae_lite.core import presets
+from featureae_lite.core.errors import InputError
 from featureae_lite.data.cohort import ensure_cohort
 from featureae_lite.data.dataset import SliceData, load_split
 from featureae_lite.data.layouts import LAYOUTS, discover_subjects
@@ -68,11 +69,11 @@ class DataSource:
         for side, folder, layout in (("train", self.train_data, self.train_layout),
                                      ("test", self.test_data, self.test_layout)):
             if layout != "synthetic" and not folder:
-                raise ValueError(f"--{side}-layout {layout} needs --{side}-data DIR, the data set's folder")
+                raise InputError(f"--{side}-layout {layout} needs --{side}-data DIR, the data set's folder")
             if folder and not Path(folder).is_dir():
-                raise ValueError(f"--{side}-data {folder}: folder not found")
+                raise InputError(f"--{side}-data {folder}: folder not found")
         if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+            raise InputError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
 
     @property
     def synthetic(self) -> bool:
@@ -111,13 +112,13 @@ def _require_masks(folder: Path, layout: str, modality: str) -> list[str]:
     missing = [r for r in records if r.mask_path is None]
     if missing:
         patterns = ", ".join(LAYOUTS[layout][1])
-        raise ValueError(f"{missing[0].image_path.parent}: no lesion mask matching {patterns} (layout "
+        raise InputError(f"{missing[0].image_path.parent}: no lesion mask matching {patterns} (layout "
                          f"{layout!r} needs one for every test subject; {len(missing)} subject(s) lack it)")
     return [r.subject_id for r in records]
 
 
 def load_cohort_splits(
-    data_dir: str | os.PathLike | None = None, quick: bool | str = False, seed: int = 0,
+    data_dir: str | os.PathLike | None = None, preset: str = "default", seed: int = 0,
     contrast: str = "t2", progress: bool = True, source: DataSource | None = None,
     variety: str = "standard",
 ) -> dict[str, Any]:
@@ -128,8 +129,8 @@ def load_cohort_splits(
     ----------
     data_dir : path-like, optional
         Data folder (cohort, cache).
-    quick : bool or str
-        Preset (``True`` = QUICK) or its name: image size, slices and cohort size.
+    preset : str
+        Preset name (:data:`featureae_lite.core.presets.PRESETS`: sizes and budgets).
     contrast : str
         Contrast of the synthetic cohort (ignored when ``source`` is given: its ``modality``).
     source : DataSource, optional
@@ -144,7 +145,7 @@ def load_cohort_splits(
         ``{"train", "val", "test": SliceData, "cohort": Path, "source": dict}``.
     """
     source = source or DataSource(modality=contrast)
-    p = preset(quick)
+    p = presets.preset(preset)
     kw = dict(image_size=p.image_size, slice_range=p.slice_range, slice_step=p.slice_step,
               progress=progress, modality=source.modality)
 
@@ -163,7 +164,7 @@ def load_cohort_splits(
         ids = [r.subject_id for r in discover_subjects(root, source.train_layout, source.modality)]
         train_ids, val_ids = split_subjects(ids, source.val_fraction, seed)
         if not val_ids:
-            raise ValueError(f"--train-data {root}: {len(ids)} healthy subject(s); at least 2 are needed "
+            raise InputError(f"--train-data {root}: {len(ids)} healthy subject(s); at least 2 are needed "
                              "(one is held out for validation)")
         for split, subjects in (("train", train_ids), ("val", val_ids)):
             parts[split].append(load_split(data_dir, split, cohort=root, layout=source.train_layout,

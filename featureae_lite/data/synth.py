@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.data import anomalies
 from featureae_lite.data.anatomy import load_anatomy
 from featureae_lite.data.warp import identity_coords, smooth_field, warp
@@ -125,7 +126,7 @@ class Subject:
 def check_choice(value: str, options: tuple[str, ...], what: str) -> None:
     """Raise a ValueError listing the options when ``value`` is not one of them."""
     if value not in options:
-        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(options)}")
+        raise InputError(f"unknown {what} {value!r}; known: {', '.join(options)}")
 
 
 def subject_coords(rng: np.random.Generator, shape: tuple[int, int, int],

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureae_lite.core import presets
 from featureae_lite.core.device import describe, resolve_device
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import write_atomic
-from featureae_lite.core.presets import preset
 from featureae_lite.data.splits import DataSource, load_cohort_splits
 from featureae_lite.experiments.checkpoints import config_json, train_or_load
 from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate
@@ -32,7 +33,7 @@ def run_benchmark(
     methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
     out_dir: str | os.PathLike = "bench/out",
     *,
-    quick: bool | str = False,
+    preset: str = "default",
     seed: int = 0,
     data_dir: str | os.PathLike | None = None,
     contrast: str = "t2",
@@ -51,8 +52,8 @@ def run_benchmark(
         Registered method names (unknown names raise before any work starts).
     out_dir : path-like
         Folder for ``results.json``, ``meta.json`` (preset, seed, cohort), ``results.md`` and ``gallery.png``.
-    quick : bool or str
-        Preset (``True`` = QUICK sizes).
+    preset : str
+        Preset name (:data:`featureae_lite.core.presets.PRESETS`: sizes and budgets).
     seed : int
         Seed of the cohort and of every model.
     retrain : bool
@@ -74,15 +75,15 @@ def run_benchmark(
     """
     known = available_methods()
     if not methods:
-        raise ValueError("no method to benchmark; name at least one of " + ", ".join(known))
+        raise InputError("no method to benchmark; name at least one of " + ", ".join(known))
     for m in methods:
         get_method(m)  # raises a clear error listing the known methods
     where = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    p = preset(quick)
+    p = presets.preset(preset)
     began = time.perf_counter()
-    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress, source=source, variety=variety)
+    splits = load_cohort_splits(data_dir, preset, seed, contrast, progress, source=source, variety=variety)
     results: dict[str, Any] = {}
     detectors = {}
     ckpt_dir = out_dir / "checkpoints"

@@ -7,7 +7,7 @@ the training seconds). Under ``schedule="cosine"`` an intermediate point is the 
 through a schedule planned for the full run, not a shorter run of its own: use
 ``overrides={"schedule": "constant"}`` to read a knee off the curve.
 
->>> curves = learning_curves(["ae_l1", "fae"], "curves/", quick=True)   # doctest: +SKIP
+>>> curves = learning_curves(["ae_l1", "fae"], "curves/", preset="quick")   # doctest: +SKIP
 
 Writes ``curves.json`` (method → config and points), ``curves.md`` (one table) and ``curves.png``
 (AP vs steps and vs seconds, one line per method; non-trainable methods as horizontal lines).
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from featureae_lite.core import presets
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import write_atomic
-from featureae_lite.core.presets import preset
 from featureae_lite.data.splits import DataSource
 from featureae_lite.experiments.checkpoints import config_json
 from featureae_lite.experiments.evaluation import evaluate_output
@@ -33,7 +34,7 @@ from featureae_lite.models.registry import applicable, create_detector, get_meth
 def checkpoint_steps(steps: int, points: int = 6) -> list[int]:
     """``points`` step counts evenly spaced up to ``steps`` (the last one is ``steps``)."""
     if steps < 1 or points < 1:
-        raise ValueError(f"steps and points must be ≥ 1, got steps={steps}, points={points}")
+        raise InputError(f"steps and points must be ≥ 1, got steps={steps}, points={points}")
     return sorted({max(1, round(steps * (i + 1) / points)) for i in range(points)})
 
 
@@ -48,7 +49,7 @@ def learning_curves(
     methods: list[str],
     out_dir: str | os.PathLike,
     *,
-    quick: bool | str = False,
+    preset: str = "default",
     seed: int = 0,
     data_dir: str | os.PathLike | None = None,
     contrast: str = "t2",
@@ -67,8 +68,8 @@ def learning_curves(
         Registered method names (checked before any work starts).
     out_dir : path-like
         Folder for ``curves.json``, ``curves.md`` and ``curves.png``.
-    quick : bool or str
-        Preset (``True`` = QUICK, or a preset name); gives sizes and each method's steps.
+    preset : str
+        Preset name (:data:`featureae_lite.core.presets.PRESETS`: sizes and budgets).
     steps : int, optional
         Train every method for this many steps instead of its preset budget.
     points : int
@@ -93,10 +94,10 @@ def learning_curves(
     for m in methods:
         get_method(m)
     if not methods:
-        raise ValueError("no method given")
+        raise InputError("no method given")
     where = resolve_device(device)
-    p = preset(quick)
-    splits = load_cohort_splits(data_dir, quick, seed, contrast, progress, source=source)
+    p = presets.preset(preset)
+    splits = load_cohort_splits(data_dir, preset, seed, contrast, progress, source=source)
     test = splits["test"]
     result: dict[str, Any] = {"meta": {"preset": p.name, "seed": seed,
                                        "contrast": contrast, "n_train_slices": len(splits["train"]),

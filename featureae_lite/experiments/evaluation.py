@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.maps import image_scores, postprocess
 from featureae_lite.core.metrics import (
     best_dice,
@@ -110,7 +111,7 @@ def evaluate(
         ``"infer_slices_per_s"`` and ``"protocol"`` (a sentence stating the choices).
     """
     if float(test.masks.sum()) == 0:
-        raise ValueError("the test split has no anomalous pixel: nothing to localise")
+        raise InputError("the test split has no anomalous pixel: nothing to localise")
     has_lesions = val is not None and float(val.masks.sum()) > 0  # else there is no threshold to choose
     val_out = predict_split(detector, val, batch_size)[0] if has_lesions else None
     out, speed = predict_split(detector, test, batch_size)
@@ -156,9 +157,9 @@ def evaluate_output(
         As in :func:`evaluate`.
     """
     if float(test.masks.sum()) == 0:
-        raise ValueError("the test split has no anomalous pixel: nothing to localise")
+        raise InputError("the test split has no anomalous pixel: nothing to localise")
     if out.maps.shape != test.masks.shape:
-        raise ValueError(f"maps {tuple(out.maps.shape)} do not match the split {tuple(test.masks.shape)}")
+        raise InputError(f"maps {tuple(out.maps.shape)} do not match the split {tuple(test.masks.shape)}")
     masks = test.masks.numpy() > 0
     inside = test.brains.numpy() > 0 if brain_masked else None
     rows = {"overall": np.ones(len(test), dtype=bool)}

@@ -22,9 +22,10 @@ from typing import Any
 
 import torch
 
+from featureae_lite.core import presets
 from featureae_lite.core.device import describe, resolve_device
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import write_atomic
-from featureae_lite.core.presets import preset
 from featureae_lite.data.dataset import load_split
 from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.splits import TEST_LAYOUTS, load_cohort_splits
@@ -59,7 +60,7 @@ def find_real_data(real_data: str | os.PathLike | None = None,
     if real_data:
         root = Path(real_data)
         if not root.is_dir():
-            raise ValueError(f"real data {root}: folder not found (featureae-lite fetch-real --out {root})")
+            raise InputError(f"real data {root}: folder not found (featureae-lite fetch-real --out {root})")
         return root
     root = real_data_dir(data_dir)
     fetched = (root / "provenance.json").is_file() and any(d.is_dir() and not d.name.startswith(".")
@@ -99,7 +100,7 @@ class TransferTest:
 
 
 def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality: str = "t1", *,
-                   data_dir: str | os.PathLike | None = None, quick: bool | str = False,
+                   data_dir: str | os.PathLike | None = None, preset: str = "default",
                    progress: bool = True):
     """All subjects of a real lesion data set as one test split, preprocessed like the cohort.
 
@@ -110,22 +111,22 @@ def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality
         falls in the preset's slices (the message names the folder).
     """
     if real_data is None or str(real_data) == "":
-        raise ValueError("no real data folder given: run `featureae-lite fetch-real`, then pass its folder "
+        raise InputError("no real data folder given: run `featureae-lite fetch-real`, then pass its folder "
                          "(or find it with featureae_lite.experiments.transfer.find_real_data)")
     root = Path(real_data)
     if not root.is_dir():
-        raise ValueError(f"--real-data {root}: folder not found")
+        raise InputError(f"--real-data {root}: folder not found")
     check_choice(layout, [t for t in TEST_LAYOUTS if t != "synthetic"], "real-data layout")
     records = discover_subjects(root, layout, modality, "test")
     missing = [r.subject_id for r in records if r.mask_path is None]
     if missing:
-        raise ValueError(f"--real-data {root}: subject(s) {missing} have no lesion mask (layout {layout!r})")
-    p = preset(quick)
+        raise InputError(f"--real-data {root}: subject(s) {missing} have no lesion mask (layout {layout!r})")
+    p = presets.preset(preset)
     data = load_split(data_dir, "test", cohort=root, layout=layout, modality=modality,
                       image_size=p.image_size, slice_range=p.slice_range, slice_step=p.slice_step,
                       progress=progress)
     if float(data.masks.sum()) == 0:
-        raise ValueError(f"--real-data {root}: no lesion pixel inside the brain in slices "
+        raise InputError(f"--real-data {root}: no lesion pixel inside the brain in slices "
                          f"{p.slice_range[0]}–{p.slice_range[1]} (step {p.slice_step})")
     return data
 
@@ -149,7 +150,7 @@ def transfer_test(
     *,
     real_layout: str = "brats",
     modality: str = "t1",
-    quick: bool | str = False,
+    preset: str = "default",
     seed: int = 0,
     data_dir: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -170,8 +171,8 @@ def transfer_test(
     real_layout, modality : str
         Layout of the real folder and its contrast; the synthetic cohort is synthesised (or reused)
         in this contrast, so models see the real set's contrast in training.
-    quick : bool or str
-        Preset: sizes and training budgets.
+    preset : str
+        Preset name (:data:`featureae_lite.core.presets.PRESETS`: sizes and budgets).
     checkpoint_dir : path-like, optional
         Train-or-load folder (default ``<data_dir>/checkpoints``): a model trained before with the
         same method, config, data and code is loaded, not retrained.
@@ -190,15 +191,16 @@ def transfer_test(
         AP, ...}``; ``meta``; the real slices; the detectors.
     """
     if not methods:
-        raise ValueError("no method given")
+        raise InputError("no method given")
     for m in methods:
         get_method(m)
     check_choice(modality, CONTRASTS, "modality")
     where = resolve_device(device)
     began = time.perf_counter()
-    p = preset(quick)
-    real = load_real_test(real_data, real_layout, modality, data_dir=data_dir, quick=quick, progress=progress)
-    splits = load_cohort_splits(data_dir, quick, seed, modality, progress, variety=variety)
+    p = presets.preset(preset)
+    real = load_real_test(real_data, real_layout, modality, data_dir=data_dir, preset=preset,
+                          progress=progress)
+    splits = load_cohort_splits(data_dir, preset, seed, modality, progress, variety=variety)
     train = splits["train"] if train_transform is None else train_transform(splits["train"])
     if checkpoint_dir is None:
         from featureae_lite.data.paths import resolve_data_dir

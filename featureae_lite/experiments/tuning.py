@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.experiments.evaluation import metrics_from_output
 from featureae_lite.models.base import Detector
 from featureae_lite.models.registry import create_detector
@@ -51,7 +52,7 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
         One row per grid point: its values and ``metric``.
     """
     if float(val.masks.sum()) == 0:
-        raise ValueError("select_hyperparameters needs labelled anomalies in val (its masks are empty)")
+        raise InputError("select_hyperparameters needs labelled anomalies in val (its masks are empty)")
     if steps is not None:
         fixed = {**fixed, "steps": steps}
     keys = list(grid)
@@ -65,6 +66,6 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
         if np.isfinite(value) and value > best_value:
             best, best_value = det, value
     if best is None:
-        raise ValueError(f"{metric} is undefined on val for every grid point "
+        raise InputError(f"{metric} is undefined on val for every grid point "
                          "(val needs healthy and anomalous slices)")
     return best, table

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import check_output_file, write_atomic
 from featureae_lite.course.exercises import EXERCISES
 from featureae_lite.course.notebooks import list_notebooks
@@ -53,7 +54,7 @@ def _read(path: str | os.PathLike):
     try:
         return nbformat.read(path, as_version=4)
     except Exception as err:  # not JSON / not a notebook
-        raise ValueError(f"{path} is not a readable notebook: {err}") from err
+        raise InputError(f"{path} is not a readable notebook: {err}") from err
 
 
 def stub_solution(source: str, name: str = "exercise") -> str:
@@ -72,19 +73,19 @@ def stub_solution(source: str, name: str = "exercise") -> str:
         stripped = line.strip()
         if stripped == BEGIN:
             if inside:
-                raise ValueError(f"{name}: nested {BEGIN}")
+                raise InputError(f"{name}: nested {BEGIN}")
             inside, found = True, True
             indent = line[: len(line) - len(line.lstrip())]
             out += [f"{indent}# TODO: write your solution here (see the task above), then run the check.",
                     f'{indent}raise NotImplementedError("exercise {name}: not attempted yet")']
         elif stripped == END:
             if not inside:
-                raise ValueError(f"{name}: {END} without {BEGIN}")
+                raise InputError(f"{name}: {END} without {BEGIN}")
             inside = False
         elif not inside:
             out.append(line)
     if inside or not found:
-        raise ValueError(f"{name}: an exercise cell needs one '{BEGIN}' … '{END}' block")
+        raise InputError(f"{name}: an exercise cell needs one '{BEGIN}' … '{END}' block")
     return "\n".join(out)
 
 
@@ -125,22 +126,22 @@ def make_assignments(out: str | os.PathLike, notebooks: list[Path] | None = None
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file, expected a folder for the student notebooks")
+        raise InputError(f"{out} is a file, expected a folder for the student notebooks")
     students = []
     for path in notebooks if notebooks is not None else list_notebooks():
         nb = _read(path)
         if any("exercise" in c.metadata.get("tags", []) for c in nb.cells):
             students.append((out / Path(path).name, student_version(nb)))
     if not students:
-        raise ValueError("no notebook with cells tagged 'exercise' was found")
+        raise InputError("no notebook with cells tagged 'exercise' was found")
     existing = [target.name for target, _ in students if target.exists()]
     if existing and not force:
-        raise ValueError(f"{out} already holds {', '.join(existing)} (a student's work?); "
+        raise InputError(f"{out} already holds {', '.join(existing)} (a student's work?); "
                          "pass --force to overwrite")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot create the folder {out}: {err.strerror}") from err
+        raise InputError(f"cannot create the folder {out}: {err.strerror}") from err
     for target, nb in students:
         write_atomic(target, nbformat.writes(nb))
     return [target for target, _ in students]
@@ -276,7 +277,7 @@ def _limits(time_limit: float, memory_limit_mb: int, file_size_limit_mb: int,
                "process_limit (--process-limit)": process_limit}
     for option, value in options.items():
         if not value > 0:
-            raise ValueError(f"{option} must be positive, got {value}")
+            raise InputError(f"{option} must be positive, got {value}")
     # RLIMIT_CPU counts the CPU time of all threads of a process: torch may use every core.
     threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
     return Limits(wall_seconds=time_limit + GRACE, cpu_seconds=int(time_limit * threads) + GRACE,
@@ -376,7 +377,7 @@ def _isolation_error(isolation: bool) -> None:
     """Raise ``ValueError`` (one line) when ``isolation`` is asked for and not available here."""
     problem = isolation_problem() if isolation else None
     if problem:
-        raise ValueError(f"cannot isolate the submissions: {problem}. Pass --no-isolation to grade them "
+        raise InputError(f"cannot isolate the submissions: {problem}. Pass --no-isolation to grade them "
                          "anyway as your own user (they can then read, change and kill what you can)")
 
 
@@ -507,7 +508,7 @@ def _check_report_path(out: str | os.PathLike, paths: list[str | os.PathLike]) -
     out = check_output_file(out, "--out")
     inputs = {Path(p).resolve() for p in [*paths, *list_notebooks()]}
     if out.resolve() in inputs:
-        raise ValueError(f"--out {out}: is one of the notebooks (a submission or a course notebook); "
+        raise InputError(f"--out {out}: is one of the notebooks (a submission or a course notebook); "
                          "choose a new file name for the report, e.g. report.json")
     return out
 
@@ -536,10 +537,10 @@ def grade(paths: list[str | os.PathLike], out: str | os.PathLike | None = None, 
     from tqdm.auto import tqdm
 
     if not paths:
-        raise ValueError("no submission to grade")
+        raise InputError("no submission to grade")
     _limits(time_limit, memory_limit_mb, file_size_limit_mb, process_limit)  # fail before any work
     if not check_time_limit > 0:
-        raise ValueError(f"check_time_limit (--check-time-limit) must be positive, got {check_time_limit}")
+        raise InputError(f"check_time_limit (--check-time-limit) must be positive, got {check_time_limit}")
     report_path = _check_report_path(out, paths) if out else None
     _isolation_error(isolation)
     reports: list[dict[str, Any]] = []

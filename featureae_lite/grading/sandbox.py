@@ -40,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from featureae_lite.core.errors import InputError
+
 # Environment variables naming per-user folders: all redirected inside the sandbox.
 REDIRECTED = {
     "HOME": "home", "TMPDIR": "tmp", "XDG_CACHE_HOME": "home/.cache", "XDG_CONFIG_HOME": "home/.config",
@@ -95,7 +97,7 @@ class Limits:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not value > 0:
-                raise ValueError(f"sandbox limit {name} must be positive, got {value}")
+                raise InputError(f"sandbox limit {name} must be positive, got {value}")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.ssim import ssim_loss, ssim_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 
@@ -73,7 +74,7 @@ class ConvAutoencoder(nn.Module):
     ) -> None:
         super().__init__()
         if image_size % (2 ** len(widths)):
-            raise ValueError(
+            raise InputError(
                 f"image_size {image_size} must be divisible by 2**{len(widths)} = {2 ** len(widths)}"
             )
         self.variational = variational

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from featureae_lite.core.device import resolve_device
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import atomic_path, check_output_file
 from featureae_lite.core.maps import SCORE_RULES, batched, image_scores, postprocess
 from featureae_lite.data.batch import Batch
@@ -117,11 +118,11 @@ class Detector(nn.Module):
         super().__init__()
         self.config = config if config is not None else self.config_class()
         if self.config.score not in SCORE_RULES:
-            raise ValueError(f"score must be 'top10_mean' or 'max', got {self.config.score!r}")
+            raise InputError(f"score must be 'top10_mean' or 'max', got {self.config.score!r}")
         if self.config.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.config.schedule!r}")
+            raise InputError(f"schedule must be one of {SCHEDULES}, got {self.config.schedule!r}")
         if not 0 <= self.config.warmup < 1:
-            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.config.warmup!r}")
+            raise InputError(f"warmup must be a fraction in [0, 1), got {self.config.warmup!r}")
         self.history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         self._frozen: set[str] = set()
 
@@ -209,16 +210,16 @@ class Detector(nn.Module):
         """Validate a batch at the boundary; raises ValueError with the offending shape."""
         size = self.config.image_size
         if not isinstance(images, Tensor):
-            raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
+            raise InputError(f"images must be a torch.Tensor, got {type(images).__name__}")
         if images.ndim != 4 or images.shape[1] != 1 or images.shape[-2:] != (size, size):
-            raise ValueError(
+            raise InputError(
                 f"{self.name} expects images of shape (N, 1, {size}, {size}), "
                 f"got {tuple(images.shape)}"
             )
         if not torch.isfinite(images).all():
-            raise ValueError("images contain NaN or infinite values")
+            raise InputError("images contain NaN or infinite values")
         if brains is not None and brains.shape != images.shape:
-            raise ValueError(
+            raise InputError(
                 f"brain mask shape {tuple(brains.shape)} does not match images {tuple(images.shape)}"
             )
 

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.features import get_extractor
 from featureae_lite.core.maps import batched, to_image_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
@@ -101,7 +102,7 @@ def relative_perceptual_loss(fx: Tensor, fy: Tensor, weights: Tensor | None = No
         (N,) distances; 0 for identical inputs and invariant to a common rescaling of fx and fy.
     """
     if fx.shape != fy.shape:
-        raise ValueError(f"feature shapes differ: {tuple(fx.shape)} vs {tuple(fy.shape)}")
+        raise InputError(f"feature shapes differ: {tuple(fx.shape)} vs {tuple(fy.shape)}")
     w = torch.ones_like(fx[:, :1]) if weights is None else weights
     norm = (w.sum(dim=(1, 2, 3)) * fx.shape[1]).clamp_min(eps)
     num = ((fx - fy).abs() * w).sum(dim=(1, 2, 3)) / norm
@@ -138,7 +139,7 @@ class PerceptualAutoencoder(nn.Module):
                  ) -> None:
         super().__init__()
         if image_size % 2 ** len(widths):
-            raise ValueError(f"image_size {image_size} must be divisible by 2**{len(widths)}")
+            raise InputError(f"image_size {image_size} must be divisible by 2**{len(widths)}")
         self.spatial = image_size // 2 ** len(widths)
         enc = [nn.Conv2d(1, widths[0], 4, 2, 1, bias=False)]
         enc += [PreActBlock(a, b, "down") for a, b in itertools.pairwise(widths)]
@@ -168,9 +169,9 @@ class DeepPerceptualAutoencoder(Detector):
         super().__init__(config)
         c = self.config
         if c.image_score not in ("relative_perceptual", "map"):
-            raise ValueError(f"image_score must be 'relative_perceptual' or 'map', got {c.image_score!r}")
+            raise InputError(f"image_score must be 'relative_perceptual' or 'map', got {c.image_score!r}")
         if c.perceptual_size % 32:
-            raise ValueError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
+            raise InputError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
         extractor = self.hold_frozen("extractor", get_extractor(
             c.backbone, tuple(c.layers) if c.layers else None, c.pretrained, c.weights_path or None))
         self.net = PerceptualAutoencoder(c.image_size, tuple(c.widths), c.latent_dim)

@@ -19,6 +19,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.features import get_extractor
 from featureae_lite.core.maps import batched, to_image_map
 from featureae_lite.core.ssim import ssim_loss, ssim_map
@@ -120,9 +121,9 @@ class FAE(Detector):
         super().__init__(config)
         c = self.config
         if c.loss not in ("ssim", "mse"):
-            raise ValueError(f"loss must be 'ssim' or 'mse', got {c.loss!r}")
+            raise InputError(f"loss must be 'ssim' or 'mse', got {c.loss!r}")
         if c.precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {c.precision!r}")
+            raise InputError(f"precision must be 'float32' or 'bfloat16', got {c.precision!r}")
         extractor = self.hold_frozen("extractor", get_extractor(
             c.backbone, tuple(c.layers) if c.layers else None, c.pretrained, c.weights_path or None))
         # channels-last: ~20 % faster convolutions on CPU (oneDNN), same values

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.features import get_extractor
 from featureae_lite.core.maps import gaussian_blur, to_image_map
 from featureae_lite.core.ssim import ssim_map
@@ -110,7 +111,7 @@ def patch_similarity_map(
         Feature extractor for ``"feature_cosine"`` (default: a cached EfficientNet-Lite0).
     """
     if x.shape != y.shape or x.ndim != 4:
-        raise ValueError(f"x and y must have the same (N, C, H, W) shape, "
+        raise InputError(f"x and y must have the same (N, C, H, W) shape, "
                          f"got {tuple(x.shape)} and {tuple(y.shape)}")
     if similarity == "ncc":
         return (1 - local_ncc(x, y, window, eps=eps)).mean(1, keepdim=True)
@@ -121,7 +122,7 @@ def patch_similarity_map(
         fx, fy = ext(x), ext(y)
         cos = F.cosine_similarity(fx, fy, dim=1, eps=1e-8)[:, None]
         return to_image_map((1 - cos).clamp_min(0), x.shape[-2:])
-    raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+    raise InputError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
 
 
 def corrupt(
@@ -170,7 +171,7 @@ def corrupt(
             elif kind == "paste":
                 out[sl] = donors[sl]
             else:
-                raise ValueError(f"unknown corruption {kind!r}; use 'mask', 'noise' or 'paste'")
+                raise InputError(f"unknown corruption {kind!r}; use 'mask', 'noise' or 'paste'")
             region[sl] = True
     return out, region
 
@@ -226,11 +227,11 @@ class PatchSimilarity(Detector):
         super().__init__(config)
         c = self.config
         if c.similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {c.similarity!r}")
+            raise InputError(f"similarity must be one of {SIMILARITIES}, got {c.similarity!r}")
         if c.score_map not in ("similarity", "residual"):
-            raise ValueError(f"score_map must be 'similarity' or 'residual', got {c.score_map!r}")
+            raise InputError(f"score_map must be 'similarity' or 'residual', got {c.score_map!r}")
         if c.image_size % 2 ** len(c.widths):
-            raise ValueError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
+            raise InputError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
         self.net = UNet(tuple(c.widths))
 
     def loss(self, batch: Batch) -> Tensor:

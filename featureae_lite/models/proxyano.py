@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 from featureae_lite.models.superpixels import paste_pseudo_anomaly, superpixel_images
 
@@ -105,9 +106,9 @@ class ProxyAnoConfig(DetectorConfig):
 
     def __post_init__(self) -> None:
         if self.pseudo_on not in PSEUDO_ON:
-            raise ValueError(f"pseudo_on must be one of {', '.join(PSEUDO_ON)}, got {self.pseudo_on!r}")
+            raise InputError(f"pseudo_on must be one of {', '.join(PSEUDO_ON)}, got {self.pseudo_on!r}")
         if self.latent_dim < 0:
-            raise ValueError(f"latent_dim must be ≥ 0 (0 = spatial bottleneck), got {self.latent_dim}")
+            raise InputError(f"latent_dim must be ≥ 0 (0 = spatial bottleneck), got {self.latent_dim}")
 
 
 class MemoryModule(nn.Module):
@@ -221,7 +222,7 @@ class ProxyAno(Detector):
         super().__init__(config)
         c = self.config
         if c.image_size % 2 ** len(c.widths):
-            raise ValueError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
+            raise InputError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
         dim = c.latent_dim or c.widths[-1]
         memory = MemoryModule(c.memory_slots, dim, c.temperature, c.shrink_threshold)
         self.pem = EncoderDecoder(tuple(c.widths), memory, c.image_size, c.latent_dim)

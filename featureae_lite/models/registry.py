@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.core.presets import Preset
 from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano  # noqa: F401
 from featureae_lite.models.base import MAX_STEPS, REGISTRY, Detector, DetectorConfig
@@ -33,7 +34,7 @@ def get_method(name: str) -> type[Detector]:
         For an unknown name; the message lists the known ones.
     """
     if name not in REGISTRY:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(REGISTRY)}")
+        raise InputError(f"unknown method {name!r}; known methods: {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 
@@ -120,15 +121,15 @@ def build_config(config_class: type[DetectorConfig], values: dict[str, Any], sou
     fields = [f.name for f in dataclasses.fields(config_class)]
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{source}: unknown config option(s) {unknown}; options are {sorted(fields)}")
+        raise InputError(f"{source}: unknown config option(s) {unknown}; options are {sorted(fields)}")
     for key, value in values.items():
         default = getattr(defaults, key)
         if not _accepts(default, value):
             sequence = default is None or isinstance(default, tuple)
             kind = "a tuple or None" if sequence else type(default).__name__
-            raise ValueError(f"{source}: config option {key} must be {kind}, got {value!r}")
+            raise InputError(f"{source}: config option {key} must be {kind}, got {value!r}")
         if problem := _out_of_bounds(key, value):
-            raise ValueError(f"{source}: config option {key} {problem}")
+            raise InputError(f"{source}: config option {key} {problem}")
     return config_class(**values)
 
 
@@ -156,33 +157,33 @@ def load_detector(path: str | os.PathLike, expect: dict[str, Any] | None = None)
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ValueError(f"{path} is not a featureae_lite checkpoint ({first})") from err
+        raise InputError(f"{path} is not a featureae_lite checkpoint ({first})") from err
     if not isinstance(ckpt, dict) or not {"method", "config", "state_dict"} <= set(ckpt):
-        raise ValueError(f"{path} is not a featureae_lite checkpoint (missing method/config/weights)")
+        raise InputError(f"{path} is not a featureae_lite checkpoint (missing method/config/weights)")
     if not isinstance(ckpt["config"], dict):
-        raise ValueError(f"checkpoint {path}: its config is not a dict of options")
+        raise InputError(f"checkpoint {path}: its config is not a dict of options")
     if expect:
         found = {"method": ckpt["method"], **ckpt["config"]}
         diffs = {k: (found.get(k), v) for k, v in expect.items() if found.get(k) != v}
         if diffs:
-            raise ValueError(f"checkpoint {path} does not match (found, wanted): {diffs}")
+            raise InputError(f"checkpoint {path} does not match (found, wanted): {diffs}")
     try:
         cls = get_method(ckpt["method"])
     except ValueError as err:
-        raise ValueError(f"checkpoint {path}: {err}") from err
+        raise InputError(f"checkpoint {path}: {err}") from err
     config = build_config(cls.config_class, ckpt["config"], f"checkpoint {path} (method {ckpt['method']!r})")
     try:
         det = _channels_last(cls(config))
     except ValueError as err:  # a value the method rejects, e.g. an unknown backbone
-        raise ValueError(f"checkpoint {path}: {err}") from err
+        raise InputError(f"checkpoint {path}: {err}") from err
     try:
         det.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
-        raise ValueError(f"checkpoint {path} does not fit {ckpt['method']}: {err}") from err
+        raise InputError(f"checkpoint {path} does not fit {ckpt['method']}: {err}") from err
     bad = [k for k, v in ckpt["state_dict"].items()
            if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise ValueError(f"checkpoint {path} holds non-finite weights (NaN or infinite) in {len(bad)} "
+        raise InputError(f"checkpoint {path} holds non-finite weights (NaN or infinite) in {len(bad)} "
                          f"tensor(s), e.g. {bad[0]}; train the model again")
     det.history = ckpt.get("history", det.history)
     det.eval()

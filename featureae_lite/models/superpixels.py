@@ -19,6 +19,7 @@ import torch
 from skimage.segmentation import slic
 from torch import Tensor
 
+from featureae_lite.core.errors import InputError
 from featureae_lite.models.patches import random_box
 
 
@@ -50,7 +51,7 @@ def superpixel_image(
     else:
         mask = np.asarray(brain.detach().cpu() if isinstance(brain, Tensor) else brain) > 0
     if img.ndim != 2 or mask.shape != img.shape:
-        raise ValueError(f"image and brain must both be (H, W), got {img.shape} and {mask.shape}")
+        raise InputError(f"image and brain must both be (H, W), got {img.shape} and {mask.shape}")
     out = np.zeros(img.shape, dtype=np.float32)
     if not mask.any():
         return out
