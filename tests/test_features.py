@@ -75,11 +75,34 @@ def test_folded_batchnorm_gives_the_same_features(backbone, monkeypatch):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert not any(p.requires_grad for p in folded.parameters())
     monkeypatch.setattr(features, "_fold_batchnorm", lambda net, backbone: None)
-    plain = FeatureExtractor(backbone, pretrained=False)
+    features._folded_weights.cache_clear()  # the cache holds folded weights
+    try:
+        plain = FeatureExtractor(backbone, pretrained=False)
+    finally:
+        monkeypatch.undo()
+        features._folded_weights.cache_clear()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
     torch.testing.assert_close(folded(x), plain(x), atol=1e-4, rtol=1e-4)
 
 
+def test_two_detectors_own_their_backbones():
+    """Moving one detector to another dtype (or device) leaves the other's backbone as it was."""
+    from featureae_lite.models.registry import create_detector
+
+    a = create_detector("fae", image_size=64, pretrained=False)
+    b = create_detector("fae", image_size=64, pretrained=False)
+    pa, pb = next(a.extractor.parameters()), next(b.extractor.parameters())
+    assert a.extractor is not b.extractor and pa.data_ptr() != pb.data_ptr()
+    assert torch.equal(pa, pb)  # the same cached weights, copied into each
+    a.to(torch.bfloat16)
+    assert next(a.extractor.parameters()).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in b.extractor.parameters())
+    x = torch.rand(2, 1, 64, 64)
+    torch.testing.assert_close(b.extractor(x), FeatureExtractor(pretrained=False)(x), rtol=0, atol=0)
+
+
 def test_local_resnet18_weights_load_offline_and_bad_files_are_named(tmp_path):
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
     from torchvision.models import resnet18
 
     from featureae_lite.models.registry import create_detector
@@ -88,7 +111,8 @@ def test_local_resnet18_weights_load_offline_and_bad_files_are_named(tmp_path):
     path = tmp_path / "resnet18_imagenet.pth"
     torch.save(net.state_dict(), path)
     det = create_detector("fae", backbone="resnet18", weights_path=str(path), image_size=64)
-    assert torch.equal(det.extractor.net.fc.weight, net.fc.weight)  # the local file's weights
+    folded = fuse_conv_bn_eval(net.eval().conv1, net.bn1)  # the local file's weights, folded
+    assert torch.equal(det.extractor.net.conv1.weight, folded.weight)
     (tmp_path / "other.pth").write_bytes(b"not a state dict")
     with pytest.raises(ValueError, match="other.pth: not a ResNet18 state dict"):
         create_detector("dpa", backbone="resnet18", weights_path=str(tmp_path / "other.pth"),

@@ -18,7 +18,13 @@ Grey input is repeated to three channels and scaled by (x − 0.5) / 0.5, as in 
 (no ImageNet mean/std). The frozen BatchNorms are folded into their convolutions (same function).
 Each layer's output is bilinearly resized (``align_corners=True``) to the
 feature size and the layers are concatenated. The backbone is frozen (eval mode, no parameter
-gradients) but gradients do flow to the *input*, which perceptual losses need.
+gradients) but gradients do flow to the *input*, which perceptual losses need. The layers are tapped
+with torchvision's ``create_feature_extractor`` (a traced graph that stops at the deepest tap).
+
+Every :class:`FeatureExtractor` is a module of its own (a detector owns its backbone: moving one
+detector to a device or dtype never moves another's); what is cached per process is the folded
+*weights* of a backbone configuration, so building a second extractor does not read the weights file
+again.
 """
 
 from __future__ import annotations
@@ -27,18 +33,23 @@ import contextlib
 import functools
 import io
 import os
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from featureae_lite.core.errors import InputError
 
 _EFFNET_LAYERS = {"stem": (-1, 32, 2), "block0": (0, 16, 2), "block2": (2, 24, 4), "block4": (4, 40, 8),
                   "block10": (10, 112, 16), "block15": (15, 320, 32)}
 _RESNET_LAYERS = {"layer0": (64, 4), "layer1": (64, 4), "layer2": (128, 8), "layer3": (256, 16)}
+# the node of the traced backbone whose output each layer name taps
+_NODES = {"stem": "_swish", **{f"block{i}": f"_blocks.{i}" for i in (0, 2, 4, 10, 15)},
+          "layer0": "maxpool", "layer1": "layer1", "layer2": "layer2", "layer3": "layer3"}
 DEFAULT_LAYERS = {"efficientnet_lite0": ("block2", "block4", "block10"),
                   "resnet18": ("layer0", "layer1", "layer2")}
 
@@ -164,19 +175,18 @@ class FeatureExtractor(nn.Module):
         order = list(table)
         self.layers = tuple(sorted(layers, key=order.index))
         self.backbone_name, self.pretrained, self.feature_size = backbone, pretrained, feature_size
-        with torch.random.fork_rng():
-            torch.manual_seed(0)  # the untrained variant is the same network every time
-            net = (_effnet if backbone == "efficientnet_lite0" else _resnet18)(pretrained, weights_path)
-        net.eval()
-        _fold_batchnorm(net, backbone)
-        self.net = net.to(memory_format=torch.channels_last)  # ~1.6× faster on CPU, same values
+        net = _skeleton(backbone)
+        net.load_state_dict(_folded_weights(backbone, pretrained, None if weights_path is None
+                                            else str(weights_path)))
+        with warnings.catch_warnings():  # "eval-mode nodes are a subsequence of train-mode ones": frozen
+            warnings.simplefilter("ignore", UserWarning)
+            self.net = create_feature_extractor(net, {_NODES[name]: name for name in self.layers}).eval()
         ch_col = 1 if backbone == "efficientnet_lite0" else 0
         self.layer_channels = tuple(table[name][ch_col] for name in self.layers)
         self.out_channels = sum(self.layer_channels)
         self.strides = tuple(table[name][ch_col + 1] for name in self.layers)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        self.net.eval()
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         """The backbone stays in eval mode (frozen BatchNorm statistics) whatever ``mode`` is."""
@@ -184,53 +194,42 @@ class FeatureExtractor(nn.Module):
         self.net.eval()
         return self
 
-    def _taps(self, x: Tensor) -> list[Tensor]:
-        wanted, outs = set(self.layers), []
-        net = self.net
-        if self.backbone_name == "resnet18":
-            stages = [("layer0", lambda h: net.maxpool(net.relu(net.bn1(net.conv1(h))))),
-                      ("layer1", net.layer1), ("layer2", net.layer2), ("layer3", net.layer3)]
-            for name, stage in stages:
-                x = stage(x)
-                if name in wanted:
-                    outs.append(x)
-                if len(outs) == len(wanted):
-                    break
-            return outs
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        if "stem" in wanted:
-            outs.append(x)
-        last = max(_EFFNET_LAYERS[name][0] for name in self.layers)
-        for i, block in enumerate(net._blocks[: last + 1]):
-            x = block(x)
-            if f"block{i}" in wanted:
-                outs.append(x)
-        return outs
-
     def forward(self, x: Tensor) -> Tensor:
         """Features (N, C, h, w) of grey slices x (N, 1, H, W) in [0, 1]; h = w = feature size.
 
-        The slices are computed on the extractor's device and returned on x's device (on the CPU
-        both are the CPU and nothing moves).
+        x must be on the extractor's device (its owner's: see :meth:`Detector.to_device`).
         """
         if x.ndim != 4 or x.shape[1] != 1:
             raise InputError(f"FeatureExtractor expects grey slices (N, 1, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % 32 or x.shape[-2] % 32:
             raise InputError(f"slice size {tuple(x.shape[-2:])} must be divisible by 32")
         size = self.feature_size or (x.shape[-2] // 4, x.shape[-1] // 4)
-        here = next(self.parameters()).device
-        h = ((x.to(here).repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
-        maps = [F.interpolate(t, size=size, mode="bilinear", align_corners=True) for t in self._taps(h)]
-        return torch.cat(maps, dim=1).to(x.device)
+        h = ((x.repeat(1, 3, 1, 1) - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)
+        taps = self.net(h)
+        maps = [F.interpolate(taps[name], size=size, mode="bilinear", align_corners=True)
+                for name in self.layers]
+        return torch.cat(maps, dim=1)
+
+
+def _build(backbone: str, pretrained: bool, weights_path: str | None) -> nn.Module:
+    """The backbone network, eval mode, BatchNorms folded, channels-last (~1.6× faster on CPU, same
+    values); the untrained variant (``pretrained=False``) is the same seeded network every time."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = (_effnet if backbone == "efficientnet_lite0" else _resnet18)(pretrained, weights_path)
+    net.eval()
+    _fold_batchnorm(net, backbone)
+    return net.to(memory_format=torch.channels_last)
+
+
+def _skeleton(backbone: str) -> nn.Module:
+    """The folded network without its weights (they are loaded from :func:`_folded_weights`)."""
+    return _build(backbone, False, None)
 
 
 @functools.lru_cache(maxsize=8)
-def get_extractor(backbone: str = "efficientnet_lite0", layers: tuple[str, ...] | None = None,
-                  pretrained: bool = True, weights_path: str | None = None) -> FeatureExtractor:
-    """The shared frozen extractor of a configuration, built once per process.
-
-    Detectors hold it with :meth:`featureae_lite.models.base.Detector.hold_frozen` (a submodule left
-    out of checkpoints); sharing one instance saves building the network for every detector.
-    """
-    return FeatureExtractor(backbone, layers=tuple(layers) if layers else None, pretrained=pretrained,
-                            weights_path=weights_path)
+def _folded_weights(backbone: str, pretrained: bool, weights_path: str | None) -> dict[str, Tensor]:
+    """The folded weights of a backbone configuration, read once per process; every extractor
+    copies them into a network of its own."""
+    net = _build(backbone, pretrained, weights_path)
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}

@@ -128,9 +128,10 @@ class Detector(nn.Module):
 
     # -- frozen helpers and devices --------------------------------------------------------
     def hold_frozen(self, name: str, module: nn.Module) -> nn.Module:
-        """Hold a frozen (often shared, cached) helper such as a pretrained backbone as submodule
-        ``name``: it follows ``.to(device)`` but is left out of :meth:`state_dict` (its weights ship
-        with its package, not with the checkpoint). Returns the module."""
+        """Hold a frozen helper such as a pretrained backbone as submodule ``name``: the detector owns
+        it (it follows ``.to(device)`` and dtype changes of this detector only) but it is left out of
+        :meth:`state_dict` (its weights ship with its package, not with the checkpoint). Returns the
+        module."""
         setattr(self, name, module)
         self._frozen.add(name)
         return module

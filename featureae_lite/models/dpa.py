@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featureae_lite.core.errors import InputError
-from featureae_lite.core.features import get_extractor
+from featureae_lite.core.features import FeatureExtractor
 from featureae_lite.core.maps import batched, to_image_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 
@@ -172,20 +172,22 @@ class DeepPerceptualAutoencoder(Detector):
             raise InputError(f"image_score must be 'relative_perceptual' or 'map', got {c.image_score!r}")
         if c.perceptual_size % 32:
             raise InputError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
-        extractor = self.hold_frozen("extractor", get_extractor(
-            c.backbone, tuple(c.layers) if c.layers else None, c.pretrained, c.weights_path or None))
+        extractor = self.hold_frozen("extractor", FeatureExtractor(
+            c.backbone, tuple(c.layers) if c.layers else None, c.pretrained,
+            weights_path=c.weights_path or None))
         self.net = PerceptualAutoencoder(c.image_size, tuple(c.widths), c.latent_dim)
         ch = extractor.out_channels
         self.register_buffer("feat_mean", torch.zeros(ch))
         self.register_buffer("feat_std", torch.ones(ch))
 
     def raw_features(self, images: Tensor) -> Tensor:
-        """Backbone features (N, C, s/4, s/4) of images (N, 1, H, W), s = ``perceptual_size``."""
+        """Backbone features (N, C, s/4, s/4) of images (N, 1, H, W), s = ``perceptual_size``, computed
+        on the detector's device and returned on the images' (training caches them in CPU memory)."""
         size = self.config.perceptual_size
         if size and size != images.shape[-1]:
             images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
                                    align_corners=False)
-        return self.extractor(images)
+        return self.extractor(images.to(self.device)).to(images.device)
 
     def features(self, images: Tensor) -> Tensor:
         """Features standardised per channel with the training-set statistics, (N, C, s/4, s/4)."""

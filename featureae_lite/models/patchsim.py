@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from featureae_lite.core.errors import InputError
-from featureae_lite.core.features import get_extractor
+from featureae_lite.core.features import FeatureExtractor
 from featureae_lite.core.maps import gaussian_blur, to_image_map
 from featureae_lite.core.ssim import ssim_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
@@ -108,7 +108,8 @@ def patch_similarity_map(
     eps : float
         NCC stabiliser (flat-patch handling).
     extractor : nn.Module, optional
-        Feature extractor for ``"feature_cosine"`` (default: a cached EfficientNet-Lite0).
+        Feature extractor for ``"feature_cosine"``, on x's device (default: a new EfficientNet-Lite0;
+        pass one to reuse it over many calls).
     """
     if x.shape != y.shape or x.ndim != 4:
         raise InputError(f"x and y must have the same (N, C, H, W) shape, "
@@ -118,7 +119,7 @@ def patch_similarity_map(
     if similarity == "ssim":
         return (1 - ssim_map(x, y, window_size=window)).mean(1, keepdim=True)
     if similarity == "feature_cosine":
-        ext = extractor if extractor is not None else get_extractor("efficientnet_lite0")
+        ext = extractor if extractor is not None else FeatureExtractor("efficientnet_lite0").to(x.device)
         fx, fy = ext(x), ext(y)
         cos = F.cosine_similarity(fx, fy, dim=1, eps=1e-8)[:, None]
         return to_image_map((1 - cos).clamp_min(0), x.shape[-2:])
@@ -232,6 +233,8 @@ class PatchSimilarity(Detector):
             raise InputError(f"score_map must be 'similarity' or 'residual', got {c.score_map!r}")
         if c.image_size % 2 ** len(c.widths):
             raise InputError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
+        if c.similarity == "feature_cosine":  # its own frozen backbone, built once
+            self.hold_frozen("extractor", FeatureExtractor("efficientnet_lite0"))
         self.net = UNet(tuple(c.widths))
 
     def loss(self, batch: Batch) -> Tensor:
@@ -252,4 +255,5 @@ class PatchSimilarity(Detector):
         rec = self.restore(images)
         if c.score_map == "residual":
             return (images - rec).abs()
-        return patch_similarity_map(images, rec, c.window, c.similarity, c.eps)
+        return patch_similarity_map(images, rec, c.window, c.similarity, c.eps,
+                                    extractor=getattr(self, "extractor", None))
