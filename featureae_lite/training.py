@@ -47,10 +47,9 @@ def _healthy(data) -> Batch | None:
     if data is None:
         return None
     batch = Batch.of(data)
-    types = getattr(data, "anomaly_types", None)
-    if types is not None:
-        batch = batch[[i for i, t in enumerate(types) if t == "healthy"]]
-    return batch if len(batch) else None
+    if batch.anomaly_types is not None:
+        batch = batch[[i for i, t in enumerate(batch.anomaly_types) if t == "healthy"]]
+    return batch.unlabelled() if len(batch) else None
 
 
 def lr_factor(step: int, steps: int, schedule: str = "constant", warmup: float = 0.05) -> float:
@@ -88,10 +87,10 @@ def fit(
     ----------
     detector : Trainable
         A trainable detector (implements ``prepare`` and ``loss``).
-    train : SliceData or Tensor
+    train : Batch or Tensor
         Training slices: images (N, 1, H, W) and their brain masks (bare images: the whole slice
         counts as brain); only healthy slices should be passed.
-    val : SliceData or Tensor, optional
+    val : Batch or Tensor, optional
         Validation data; its healthy subjects give the validation loss.
     steps, batch_size, lr : optional
         Override the detector config.
@@ -114,7 +113,7 @@ def fit(
     cfg = detector.config
     steps = cfg.steps if steps is None else steps
     batch_size = cfg.batch_size if batch_size is None else batch_size
-    data = Batch.of(train)
+    data = Batch.of(train).unlabelled()
     detector.check_images(data.images[:1] if len(data) else data.images)
     if len(data) == 0:
         raise InputError("training set is empty")

@@ -9,7 +9,6 @@ import torch
 from scipy import ndimage
 
 from featureae_lite.data import (
-    SliceDataset,
     discover_subjects,
     ensure_cohort,
     load_split,
@@ -114,10 +113,14 @@ def test_load_split_shapes_types_and_cache(tiny_cohort):
     cached = load_split(tiny_cohort.parent, "test", **kw)
     assert torch.equal(cached.images, data.images) and cached.subject_ids == data.subject_ids
     assert len(list((tiny_cohort.parent / "cache").glob("test_*.pt"))) == 1
-    item = SliceDataset(data)[0]
-    assert item["image"].shape == (1, 64, 64) and isinstance(item["subject_id"], str)
     sub = data.subset([0, 2])
     assert len(sub) == 2 and sub.subject_ids == [data.subject_ids[0], data.subject_ids[2]]
+    assert torch.equal(sub.masks, data.masks[[0, 2]]) and sub.slice_indices == data.slice_indices[0:3:2]
+    step = data[torch.tensor([2])].to("cpu")  # a mini-batch: the same type, indexed by a tensor
+    assert step.anomaly_types == [data.anomaly_types[2]] and torch.equal(step.images, data.images[2:3])
+    assert data.unlabelled().masks is None and data.unlabelled().subject_ids is None
+    with pytest.raises(TypeError, match="not an int"):
+        data[0]
 
 
 def test_preprocessing_square_resize_equalise_and_threshold():

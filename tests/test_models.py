@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,6 @@ import torch
 
 from featureae_lite.core.maps import image_scores
 from featureae_lite.core.metrics import average_precision
-from featureae_lite.data import SliceData
 from featureae_lite.data.batch import Batch
 from featureae_lite.experiments.checkpoints import train_or_load
 from featureae_lite.experiments.evaluation import evaluate
@@ -22,7 +22,7 @@ FAST = {"image_size": SIZE, "steps": 4, "batch_size": 8}
 METHOD_OPTIONS = {"fae": {"pretrained": False}}
 
 
-def toy_slices(n: int, seed: int, blob: bool = False) -> SliceData:
+def toy_slices(n: int, seed: int, blob: bool = False) -> Batch:
     """Elliptic 'brains' with a smooth texture; optionally a bright disc (the lesion)."""
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, SIZE), torch.linspace(-1, 1, SIZE), indexing="ij")
@@ -43,18 +43,17 @@ def toy_slices(n: int, seed: int, blob: bool = False) -> SliceData:
         brains.append(brain)
     stack = lambda xs: torch.stack(xs)[:, None]  # noqa: E731
     kind = "tumor" if blob else "healthy"
-    return SliceData(stack(images), stack(masks), stack(brains), [f"s{i}" for i in range(n)],
-                     [kind] * n, list(range(n)))
+    return Batch(images=stack(images), masks=stack(masks), brains=stack(brains),
+                 subject_ids=[f"s{i}" for i in range(n)], anomaly_types=[kind] * n,
+                 slice_indices=list(range(n)))
 
 
 @pytest.fixture(scope="module")
 def toy():
     test = toy_slices(6, 1, blob=True)
     healthy = toy_slices(4, 2)
-    merged = SliceData(
-        torch.cat([test.images, healthy.images]), torch.cat([test.masks, healthy.masks]),
-        torch.cat([test.brains, healthy.brains]), test.subject_ids + ["h"] * 4,
-        test.anomaly_types + healthy.anomaly_types, test.slice_indices + healthy.slice_indices)
+    merged = Batch.concat([test, healthy])
+    merged.subject_ids = test.subject_ids + ["h"] * 4
     return {"train": toy_slices(24, 0), "val": toy_slices(4, 3, blob=True), "test": merged}
 
 
@@ -215,7 +214,7 @@ def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
     assert res["per_type"]["tumor"] == pytest.approx(want_tumor, abs=1e-12, nan_ok=True)
     assert res["unmasked"] == pytest.approx(want_unmasked, abs=1e-12, nan_ok=True)
     types = ["stroke"] * 3 + ["tumor"] * 3 + ["healthy"] * 4
-    relabelled = SliceData(test.images, test.masks, test.brains, test.subject_ids, types, test.slice_indices)
+    relabelled = dataclasses.replace(test, anomaly_types=types)
     two_types = evaluate_output(out, relabelled, threshold=0.5)
     for kind, rows in (("stroke", [0, 1, 2, 6, 7, 8, 9]), ("tumor", [3, 4, 5, 6, 7, 8, 9])):
         want = pixel_and_sample_metrics(out.maps[rows], test.masks[rows], test.brains[rows], out.scores[rows],
@@ -230,7 +229,7 @@ def test_methods_see_the_real_brain_masks_and_frozen_helpers_stay_out_of_checkpo
     brains = torch.zeros_like(images)
     brains[..., 8:56, 8:56] = 1  # a brain smaller than the non-zero support of the images
     proxy = create_detector("proxyano", image_size=SIZE)
-    sis = proxy.prepare(Batch(images, brains)).cached
+    sis = proxy.prepare(Batch(images=images, brains=brains)).cached
     assert sis[brains == 0].abs().max() == 0 and sis[brains > 0].abs().max() > 0
     dpa = create_detector("dpa", image_size=SIZE)
     state = dpa.state_dict()

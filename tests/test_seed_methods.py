@@ -188,11 +188,9 @@ def test_select_hyperparameters_uses_val_only(toy, monkeypatch):
     assert params[:2] == ["train", "val"] and "test" not in params
     val = toy_slices(6, 3, blob=True)
     healthy = toy_slices(4, 4)
-    from featureae_lite.data import SliceData
+    from featureae_lite.data import Batch
 
-    val = SliceData(torch.cat([val.images, healthy.images]), torch.cat([val.masks, healthy.masks]),
-                    torch.cat([val.brains, healthy.brains]), val.subject_ids + healthy.subject_ids,
-                    val.anomaly_types + healthy.anomaly_types, val.slice_indices + healthy.slice_indices)
+    val = Batch.concat([val, healthy])
     best, table = tuning.select_hyperparameters(
         toy["train"], val, {"latent_dim": [8, 16]}, steps=2, image_size=SIZE, batch_size=8, pretrained=False
     )

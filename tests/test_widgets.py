@@ -9,11 +9,11 @@ import torch
 
 from featureae_lite.core.metrics import dice_iou_at_threshold
 from featureae_lite.course import widgets
-from featureae_lite.data.dataset import SliceData
+from featureae_lite.data.batch import Batch
 
 
 @pytest.fixture
-def data() -> SliceData:
+def data() -> Batch:
     """Six 32-px slices: a square brain, a lesion on slices 1, 2 and 4 (largest on 2)."""
     g = torch.Generator().manual_seed(0)
     images = torch.rand(6, 1, 32, 32, generator=g)
@@ -24,7 +24,8 @@ def data() -> SliceData:
     masks[2, :, 8:18, 8:18] = 1
     masks[4, :, 20:24, 6:10] = 1
     types = ["healthy", "tumor", "tumor", "healthy", "lesions", "healthy"]
-    return SliceData(images, masks, brains, [f"s{i // 2}" for i in range(6)], types, list(range(6)))
+    return Batch(images=images, masks=masks, brains=brains, subject_ids=[f"s{i // 2}" for i in range(6)],
+                 anomaly_types=types, slice_indices=list(range(6)))
 
 
 @pytest.fixture

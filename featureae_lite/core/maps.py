@@ -8,6 +8,7 @@ same filter, and every method turns maps into image scores the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from torch import Tensor
 
 from featureae_lite.core.errors import InputError
 
-SCORE_RULES = ("top10_mean", "max")
+ScoreRule = Literal["top10_mean", "max"]
+SCORE_RULES: tuple[str, ...] = get_args(ScoreRule)
 
 
 def gaussian_window(window_size: int, sigma: float, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -32,7 +32,7 @@ class Session:
         Seed of the cohort and of every model.
     data_dir : str or None
         Data folder (None = default resolution).
-    train, val, test : SliceData
+    train, val, test : Batch
         The splits.
     cohort : Path
         Folder of the NIfTI cohort.

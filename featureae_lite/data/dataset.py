@@ -1,4 +1,4 @@
-"""Preprocessed slices of a split, in memory and cached on disk, plus a torch Dataset view."""
+"""Preprocessed slices of a split (a :class:`~featureae_lite.data.batch.Batch`), cached on disk."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,73 +13,13 @@ import torch
 
 from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import atomic_path, writer_lock
+from featureae_lite.data.batch import Batch
 from featureae_lite.data.layouts import SubjectRecord, discover_subjects
 from featureae_lite.data.nifti import load_mask, load_volume, missing_file_error
 from featureae_lite.data.paths import cache_dir, unwritable_cache
 from featureae_lite.data.preprocess import preprocess_volume
 
 CACHE_VERSION = 3  # 3: the file holds its key, so a copied or foreign file is never read
-
-
-@dataclass
-class SliceData:
-    """All slices of a split.
-
-    Attributes
-    ----------
-    images : Tensor
-        (N, 1, H, W) float32 in [0, 1].
-    masks : Tensor
-        (N, 1, H, W) float32 lesion masks {0, 1}.
-    brains : Tensor
-        (N, 1, H, W) float32 brain masks {0, 1}.
-    subject_ids, anomaly_types : list of str
-        Per slice: its subject and the subject's anomaly type.
-    slice_indices : list of int
-        Per slice: the axial index z in its volume.
-    """
-
-    images: torch.Tensor
-    masks: torch.Tensor
-    brains: torch.Tensor
-    subject_ids: list[str]
-    anomaly_types: list[str]
-    slice_indices: list[int]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @classmethod
-    def concat(cls, parts: list[SliceData]) -> SliceData:
-        """One SliceData holding the slices of ``parts`` in order."""
-        if len(parts) == 1:
-            return parts[0]
-        return cls(torch.cat([p.images for p in parts]), torch.cat([p.masks for p in parts]),
-                   torch.cat([p.brains for p in parts]), [s for p in parts for s in p.subject_ids],
-                   [t for p in parts for t in p.anomaly_types], [z for p in parts for z in p.slice_indices])
-
-    def subset(self, indices) -> SliceData:
-        """A new SliceData with the slices at ``indices`` (list of int)."""
-        idx = list(indices)
-        return SliceData(self.images[idx], self.masks[idx], self.brains[idx],
-                         [self.subject_ids[i] for i in idx], [self.anomaly_types[i] for i in idx],
-                         [self.slice_indices[i] for i in idx])
-
-
-class SliceDataset(torch.utils.data.Dataset):
-    """Map-style dataset over a :class:`SliceData`; items are dicts of tensors and labels."""
-
-    def __init__(self, data: SliceData) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        d = self.data
-        return {"image": d.images[i], "mask": d.masks[i], "brain": d.brains[i],
-                "subject_id": d.subject_ids[i], "anomaly_type": d.anomaly_types[i],
-                "slice_index": d.slice_indices[i]}
 
 
 def load_subject_slices(rec: SubjectRecord, **kwargs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,13 +64,13 @@ def _cache_key(records: list[SubjectRecord], args: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _read_cache(path: Path, key: str) -> SliceData | None:
+def _read_cache(path: Path, key: str) -> Batch | None:
     """The cached split at ``path``, or None (with a warning) if the file is unreadable or was written
     for another key (another split, data or settings: e.g. a cache file copied over this name)."""
     try:
         stored = torch.load(path, weights_only=True)
         found = stored.pop("key", None)
-        data = SliceData(**stored) if found == key else None
+        data = Batch(**stored) if found == key else None
     except Exception as err:  # truncated or foreign file: rebuild it
         warnings.warn(f"cache file {path} is unreadable ({type(err).__name__}: {err}); rebuilding it",
                       stacklevel=3)
@@ -146,7 +85,7 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
                cohort: str | os.PathLike | None = None, layout: str = "synthetic", modality: str = "t2",
                image_size: int = 128, slice_range: tuple[int, int] = (55, 135), slice_step: int = 1,
                equalize: bool = True, cache: bool = True, progress: bool = True,
-               size: str = "default", seed: int = 0, subjects: list[str] | None = None) -> SliceData:
+               size: str = "default", seed: int = 0, subjects: list[str] | None = None) -> Batch:
     """Preprocessed slices of one split.
 
     Parameters
@@ -170,7 +109,7 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
 
     Returns
     -------
-    SliceData
+    Batch
     """
     if cohort is None:
         if layout != "synthetic":
@@ -207,8 +146,8 @@ def load_split(data_dir: str | os.PathLike | None = None, split: str = "train", 
 
 
 def _preprocess(records: list[SubjectRecord], split: str, slice_range: tuple[int, int], slice_step: int,
-                image_size: int, equalize: bool, progress: bool) -> SliceData:
-    """Load and preprocess every subject of ``records`` into one SliceData."""
+                image_size: int, equalize: bool, progress: bool) -> Batch:
+    """Load and preprocess every subject of ``records`` into one Batch."""
     from tqdm.auto import tqdm
 
     parts = {"images": [], "masks": [], "brains": [], "subject_ids": [], "anomaly_types": [],
@@ -224,5 +163,6 @@ def _preprocess(records: list[SubjectRecord], split: str, slice_range: tuple[int
         parts["anomaly_types"] += [rec.anomaly_type] * len(imgs)
         parts["slice_indices"] += zs[: len(imgs)]
     as_t = lambda key: torch.from_numpy(np.concatenate(parts[key]).astype(np.float32))[:, None]  # noqa: E731
-    return SliceData(as_t("images"), as_t("masks"), as_t("brains"), parts["subject_ids"],
-                     parts["anomaly_types"], parts["slice_indices"])
+    return Batch(images=as_t("images"), masks=as_t("masks"), brains=as_t("brains"),
+                 subject_ids=parts["subject_ids"], anomaly_types=parts["anomaly_types"],
+                 slice_indices=parts["slice_indices"])

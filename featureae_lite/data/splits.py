@@ -25,8 +25,9 @@ import numpy as np
 
 from featureae_lite.core import presets
 from featureae_lite.core.errors import InputError
+from featureae_lite.data.batch import Batch
 from featureae_lite.data.cohort import ensure_cohort
-from featureae_lite.data.dataset import SliceData, load_split
+from featureae_lite.data.dataset import load_split
 from featureae_lite.data.layouts import LAYOUTS, discover_subjects
 from featureae_lite.data.synth import CONTRASTS, check_choice
 
@@ -142,7 +143,7 @@ def load_cohort_splits(
     Returns
     -------
     dict
-        ``{"train", "val", "test": SliceData, "cohort": Path, "source": dict}``.
+        ``{"train", "val", "test": Batch, "cohort": Path, "source": dict}``.
     """
     source = source or DataSource(modality=contrast)
     p = presets.preset(preset)
@@ -154,7 +155,7 @@ def load_cohort_splits(
                                                          contrast=source.modality, progress=progress,
                                                          variety=variety)
 
-    parts: dict[str, list[SliceData]] = {"train": [], "val": [], "test": []}
+    parts: dict[str, list[Batch]] = {"train": [], "val": [], "test": []}
     if source.train_layout == "synthetic":
         cohort = train_root = cohort_of(source.train_data)
         parts["train"].append(load_split(data_dir, "train", cohort=cohort, **kw))
@@ -180,7 +181,7 @@ def load_cohort_splits(
         if val_ids:
             parts["val"].append(load_split(data_dir, "val", cohort=root, layout=source.test_layout,
                                            subjects=val_ids, **kw))
-    out: dict[str, Any] = {k: SliceData.concat(v) for k, v in parts.items()}
+    out: dict[str, Any] = {k: Batch.concat(v) for k, v in parts.items()}
     out["cohort"] = train_root
     out["source"] = source.describe()
     return out

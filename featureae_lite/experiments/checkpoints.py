@@ -61,7 +61,7 @@ def train_or_load(
     ----------
     method : str
         Registered method name.
-    train, val : SliceData
+    train, val : Batch
         Training and validation data.
     checkpoint_dir : path-like, optional
         Folder of checkpoints; defaults to ``<data_dir>/checkpoints``.

@@ -88,9 +88,9 @@ def evaluate(
     ----------
     detector : Detector
         A fitted detector.
-    test : SliceData
+    test : Batch
         Test slices with lesion masks, brain masks and per-slice anomaly types.
-    val : SliceData, optional
+    val : Batch, optional
         Validation split used only to choose the threshold for ``dice_at_threshold``.
     brain_masked : bool
         Restrict pixel metrics to brain pixels (default) or use every pixel.
@@ -149,7 +149,7 @@ def evaluate_output(
     ----------
     out : AnomalyOutput
         Maps (N, 1, H, W) and scores (N,) for every slice of ``test``.
-    test : SliceData
+    test : Batch
         The slices with lesion masks, brain masks and anomaly types.
     threshold : float, optional
         A threshold chosen elsewhere (on val) for ``dice_at_threshold``.

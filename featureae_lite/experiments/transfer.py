@@ -78,7 +78,7 @@ class TransferTest:
         method → ``{"synthetic": metrics, "real": metrics, "ratio", "validation", "train_seconds", ...}``.
     meta : dict
         Sizes, lesion shares (the AP of a random map), the real subjects, device, timings.
-    real : SliceDataset
+    real : Batch
         The real set's slices (images, masks, brains: (S, 1, H, W)).
     detectors : dict
         method → the trained (or loaded) detector.
@@ -180,7 +180,7 @@ def transfer_test(
         Variety of the cohort's healthy training subjects (``"standard"``, ``"wide"``, ...,
         :data:`featureae_lite.data.synth.VARIETY`); val and test subjects are the standard ones.
     train_transform : callable, optional
-        Applied to the training split (a SliceData, images (N, 1, H, W)) before training, e.g.
+        Applied to the training split (a Batch, images (N, 1, H, W)) before training, e.g.
         augmented copies of its slices (``bench.transfer_augment``); the checkpoint key follows the
         transformed data.
 

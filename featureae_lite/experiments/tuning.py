@@ -25,9 +25,9 @@ def select_hyperparameters(train, val, grid: dict[str, list], steps: int | None 
 
     Parameters
     ----------
-    train : SliceData
+    train : Batch
         Healthy training slices.
-    val : SliceData
+    val : Batch
         Validation slices with a few labelled anomalies (masks) and healthy slices.
     grid : dict of str to list
         Config field → candidate values, e.g. ``{"latent_dim": [64, 128], "layers": [...]}``.

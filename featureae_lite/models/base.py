@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import typing
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from featureae_lite.core.device import resolve_device
 from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import atomic_path, check_output_file
-from featureae_lite.core.maps import SCORE_RULES, batched, image_scores, postprocess
+from featureae_lite.core.maps import ScoreRule, batched, image_scores, postprocess
 from featureae_lite.data.batch import Batch
 from featureae_lite.training import fit as training_fit
 
@@ -51,6 +52,9 @@ class AnomalyOutput(NamedTuple):
 
 
 MAX_STEPS = 10_000_000  # the most training steps a config (or --steps) may ask: 1000x the references'
+
+
+Schedule = Literal["constant", "cosine"]
 
 
 @dataclasses.dataclass
@@ -81,6 +85,9 @@ class DetectorConfig:
         ``warmup`` × steps, then cosine decay to 1 % of ``lr``; ``training.lr_factor``).
     warmup : float
         Fraction of the steps spent warming up under ``schedule="cosine"``.
+
+    Every config checks itself when it is made (``__post_init__``): a field typed ``Literal[...]``
+    must hold one of its values, and each method adds its own checks (calling this one first).
     """
 
     image_size: int = 128
@@ -90,12 +97,22 @@ class DetectorConfig:
     lr: float = 1e-3
     mask_brain: bool = True
     smooth_sigma: float = 0.0
-    score: str = "top10_mean"
-    schedule: str = "constant"
+    score: ScoreRule = "top10_mean"
+    schedule: Schedule = "constant"
     warmup: float = 0.05
 
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            allowed = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is Literal else ()
+            value = getattr(self, f.name)
+            if allowed and value not in allowed:
+                raise InputError(f"{f.name} must be one of {', '.join(allowed)}, got {value!r}")
+        if not 0 <= self.warmup < 1:
+            raise InputError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
 
-SCHEDULES = ("constant", "cosine")
+
+SCHEDULES: tuple[str, ...] = typing.get_args(Schedule)
 REGISTRY: dict[str, type[Detector]] = {}
 
 
@@ -117,12 +134,6 @@ class Detector(nn.Module):
     def __init__(self, config: DetectorConfig | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else self.config_class()
-        if self.config.score not in SCORE_RULES:
-            raise InputError(f"score must be 'top10_mean' or 'max', got {self.config.score!r}")
-        if self.config.schedule not in SCHEDULES:
-            raise InputError(f"schedule must be one of {SCHEDULES}, got {self.config.schedule!r}")
-        if not 0 <= self.config.warmup < 1:
-            raise InputError(f"warmup must be a fraction in [0, 1), got {self.config.warmup!r}")
         self.history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
         self._frozen: set[str] = set()
 
@@ -196,9 +207,9 @@ class Detector(nn.Module):
 
         Parameters
         ----------
-        train : SliceData or Tensor
+        train : Batch or Tensor
             Healthy training slices; images (N, 1, H, W) in [0, 1] (and their brain masks).
-        val : SliceData or Tensor, optional
+        val : Batch or Tensor, optional
             Validation slices for the validation loss / early stopping.
         **kwargs
             Passed to :func:`featureae_lite.training.fit` (``progress``, ``patience``, …).
@@ -250,7 +261,7 @@ class Detector(nn.Module):
             return AnomalyOutput(images.new_zeros(images.shape), images.new_zeros(0))
         was_training = self.training
         self.eval()
-        data, dev = Batch.of(images) if brains is None else Batch(images, brains), self.device
+        data, dev = Batch(images=images, brains=brains), self.device
 
         def run(a: int, b: int) -> tuple[Tensor, Tensor | None]:
             batch = data[a:b].to(dev)

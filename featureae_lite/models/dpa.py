@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -80,9 +81,14 @@ class DPAConfig(DetectorConfig):
     weights_path: str = ""
     perceptual_size: int = 64
     std_floor: float = 0.1
-    image_score: str = "relative_perceptual"
+    image_score: Literal["relative_perceptual", "map"] = "relative_perceptual"
     lr: float = 1e-3
     steps: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.perceptual_size % 32:
+            raise InputError(f"perceptual_size must be 0 or divisible by 32, got {self.perceptual_size}")
 
 
 def relative_perceptual_loss(fx: Tensor, fy: Tensor, weights: Tensor | None = None, eps: float = 1e-8
@@ -168,10 +174,6 @@ class DeepPerceptualAutoencoder(Detector):
     def __init__(self, config: DPAConfig | None = None) -> None:
         super().__init__(config)
         c = self.config
-        if c.image_score not in ("relative_perceptual", "map"):
-            raise InputError(f"image_score must be 'relative_perceptual' or 'map', got {c.image_score!r}")
-        if c.perceptual_size % 32:
-            raise InputError(f"perceptual_size must be 0 or divisible by 32, got {c.perceptual_size}")
         extractor = self.hold_frozen("extractor", FeatureExtractor(
             c.backbone, tuple(c.layers) if c.layers else None, c.pretrained,
             weights_path=c.weights_path or None))
@@ -200,7 +202,7 @@ class DeepPerceptualAutoencoder(Detector):
     def prepare(self, batch: Batch, batch_size: int = 64) -> Batch:
         """The batch with its raw backbone features f(x) cached (computed once per slice)."""
         raw = batched(lambda a, b: self.raw_features(batch.images[a:b]), len(batch), batch_size)
-        return Batch(batch.images, batch.brains, torch.cat(raw))
+        return Batch(images=batch.images, brains=batch.brains, cached=torch.cat(raw))
 
     @torch.no_grad()
     def fit_statistics(self, batch: Batch) -> None:

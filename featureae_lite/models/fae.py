@@ -15,11 +15,11 @@ not every step: the same computation, much faster on a CPU.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from featureae_lite.core.errors import InputError
 from featureae_lite.core.features import FeatureExtractor
 from featureae_lite.core.maps import batched, to_image_map
 from featureae_lite.core.ssim import ssim_loss, ssim_map
@@ -62,9 +62,9 @@ class FAEConfig(DetectorConfig):
     weights_path: str = ""
     hidden_dims: tuple[int, ...] = (100, 150, 200, 300)
     dropout: float = 0.1
-    loss: str = "ssim"
+    loss: Literal["ssim", "mse"] = "ssim"
     ssim_window: int = 5
-    precision: str = "float32"
+    precision: Literal["float32", "bfloat16"] = "float32"
     lr: float = 2e-4
     steps: int = 1500
 
@@ -120,10 +120,6 @@ class FAE(Detector):
     def __init__(self, config: FAEConfig | None = None) -> None:
         super().__init__(config)
         c = self.config
-        if c.loss not in ("ssim", "mse"):
-            raise InputError(f"loss must be 'ssim' or 'mse', got {c.loss!r}")
-        if c.precision not in ("float32", "bfloat16"):
-            raise InputError(f"precision must be 'float32' or 'bfloat16', got {c.precision!r}")
         extractor = self.hold_frozen("extractor", FeatureExtractor(
             c.backbone, tuple(c.layers) if c.layers else None, c.pretrained,
             weights_path=c.weights_path or None))
@@ -142,7 +138,7 @@ class FAE(Detector):
 
     def prepare(self, batch: Batch) -> Batch:
         """The batch with its backbone features cached (computed once per slice)."""
-        return Batch(batch.images, batch.brains, self.features(batch.images))
+        return Batch(images=batch.images, brains=batch.brains, cached=self.features(batch.images))
 
     def reconstruct(self, feats: Tensor) -> Tensor:
         """f̂ (N, C, h, w) in float32, the autoencoder under bfloat16 autocast if so configured."""

@@ -24,6 +24,7 @@ No public code exists; choices made here:
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,8 @@ from featureae_lite.core.ssim import ssim_map
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 from featureae_lite.models.patches import random_box
 
-SIMILARITIES = ("ncc", "ssim", "feature_cosine")
+Similarity = Literal["ncc", "ssim", "feature_cosine"]
+SIMILARITIES: tuple[str, ...] = get_args(Similarity)
 
 
 @dataclasses.dataclass
@@ -68,12 +70,17 @@ class PatchSimConfig(DetectorConfig):
     max_corruptions: int = 3
     patch_min: int = 8
     patch_max: int = 32
-    similarity: str = "ncc"
+    similarity: Similarity = "ncc"
     window: int = 11
     eps: float = 1e-4
-    score_map: str = "similarity"
+    score_map: Literal["similarity", "residual"] = "similarity"
     lr: float = 1e-3
     steps: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.image_size % 2 ** len(self.widths):
+            raise InputError(f"image_size {self.image_size} must be divisible by 2**{len(self.widths)}")
 
 
 def local_ncc(x: Tensor, y: Tensor, window: int = 11, sigma: float | None = None, eps: float = 1e-4
@@ -227,12 +234,6 @@ class PatchSimilarity(Detector):
     def __init__(self, config: PatchSimConfig | None = None) -> None:
         super().__init__(config)
         c = self.config
-        if c.similarity not in SIMILARITIES:
-            raise InputError(f"similarity must be one of {SIMILARITIES}, got {c.similarity!r}")
-        if c.score_map not in ("similarity", "residual"):
-            raise InputError(f"score_map must be 'similarity' or 'residual', got {c.score_map!r}")
-        if c.image_size % 2 ** len(c.widths):
-            raise InputError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
         if c.similarity == "feature_cosine":  # its own frozen backbone, built once
             self.hold_frozen("extractor", FeatureExtractor("efficientnet_lite0"))
         self.net = UNet(tuple(c.widths))

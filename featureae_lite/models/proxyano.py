@@ -39,6 +39,7 @@ then on the validation split only — ``docs/convergence.md`` has the measured t
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,8 @@ from featureae_lite.core.errors import InputError
 from featureae_lite.models.base import Batch, Detector, DetectorConfig, register
 from featureae_lite.models.superpixels import paste_pseudo_anomaly, superpixel_images
 
-PSEUDO_ON = ("proxy", "input", "both")
+PseudoOn = Literal["proxy", "input", "both"]
+PSEUDO_ON: tuple[str, ...] = get_args(PseudoOn)
 
 
 @dataclasses.dataclass
@@ -100,13 +102,14 @@ class ProxyAnoConfig(DetectorConfig):
     latent_dim: int = 64
     dense_irm: bool = False
     entropy_weight: float = 0.0
-    pseudo_on: str = "both"
+    pseudo_on: PseudoOn = "both"
     lr: float = 1e-3
     steps: int = 1000
 
     def __post_init__(self) -> None:
-        if self.pseudo_on not in PSEUDO_ON:
-            raise InputError(f"pseudo_on must be one of {', '.join(PSEUDO_ON)}, got {self.pseudo_on!r}")
+        super().__post_init__()
+        if self.image_size % 2 ** len(self.widths):
+            raise InputError(f"image_size {self.image_size} must be divisible by 2**{len(self.widths)}")
         if self.latent_dim < 0:
             raise InputError(f"latent_dim must be ≥ 0 (0 = spatial bottleneck), got {self.latent_dim}")
 
@@ -221,8 +224,6 @@ class ProxyAno(Detector):
     def __init__(self, config: ProxyAnoConfig | None = None) -> None:
         super().__init__(config)
         c = self.config
-        if c.image_size % 2 ** len(c.widths):
-            raise InputError(f"image_size {c.image_size} must be divisible by 2**{len(c.widths)}")
         dim = c.latent_dim or c.widths[-1]
         memory = MemoryModule(c.memory_slots, dim, c.temperature, c.shrink_threshold)
         self.pem = EncoderDecoder(tuple(c.widths), memory, c.image_size, c.latent_dim)
@@ -233,7 +234,7 @@ class ProxyAno(Detector):
         prediction needs none (:attr:`prepare_for_prediction`)."""
         c = self.config
         sis = superpixel_images(batch.images, batch.brains, c.n_segments, c.compactness)
-        return Batch(batch.images, batch.brains, sis.to(batch.images.dtype))
+        return Batch(images=batch.images, brains=batch.brains, cached=sis.to(batch.images.dtype))
 
     def pseudo_anomalies(self, x: Tensor, canvas: Tensor, brain: Tensor) -> Tensor:
         """Canvases (N, 1, H, W) (SIs or images); with probability ``pseudo_prob`` a patch of the
