@@ -8,7 +8,7 @@ The package is layered, imports flowing one way downwards::
     training.py   the one training loop
     models/       one module per method over one Detector interface, and the registry
     experiments/  evaluation, checkpoints, benchmark, curves, transfer, tuning
-    course/       session, notebook runner and figure checks, report, widgets, exercises, site
+    course/       session, notebook runner, figure checks, jobs, report, widgets, exercises, site
     grading/      student versions, grading in a sandbox
     cli.py        the command line
 
@@ -22,7 +22,7 @@ The public face the notebooks use::
 from featureae_lite.core import features, metrics, ssim, viz
 from featureae_lite.core.presets import preset
 from featureae_lite.course import analysis, exercises, report, widgets
-from featureae_lite.course.notebooks import record_figures
+from featureae_lite.course.figures import record_figures
 from featureae_lite.course.session import Session, start
 from featureae_lite.experiments import evaluation, transfer
 from featureae_lite.experiments.evaluation import evaluate

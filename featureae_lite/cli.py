@@ -4,18 +4,17 @@ notebooks, assignments, main."""
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from featureae_lite.core.device import resolve_device
 from featureae_lite.core.errors import InputError
-from featureae_lite.core.fileio import check_not_an_input, check_output_dir, check_output_file, write_atomic
+from featureae_lite.core.fileio import check_not_an_input, check_output_dir
+from featureae_lite.core.interrupts import Terminated, sigterm_as_interrupt
 from featureae_lite.models.base import MAX_STEPS
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeds and most tools stop here; torch takes 64 bits
@@ -39,14 +38,20 @@ def _whole(minimum: int, maximum: int):
     return parse
 
 
-def _check_out_not_input(args: argparse.Namespace, out: str | os.PathLike, **files: str | None) -> None:
-    """Refuse an ``--out`` that is an input of the command (``files``: option → path, e.g. the
-    checkpoint; the data set folders) or lies in the data folder (cohorts, caches, checkpoints)."""
-    from featureae_lite.data.paths import resolve_data_dir
-
+def _inputs(args: argparse.Namespace, **files: str | None) -> dict[str, str | None]:
+    """The inputs of a command an output must not be: ``files`` (option → path, e.g. ``--weights``)
+    and the data set folders it was given."""
     for option in ("train_data", "test_data", "real_data", "checkpoints"):
         files[f"--{option.replace('_', '-')}"] = getattr(args, option, None)
-    check_not_an_input(out, files, {"the data folder": resolve_data_dir(args.data)})
+    return files
+
+
+def _check_out_not_input(args: argparse.Namespace, out: str | os.PathLike, **files: str | None) -> None:
+    """Refuse an ``--out`` that is an input of the command (:func:`_inputs`) or lies in the data folder
+    (cohorts, caches, checkpoints)."""
+    from featureae_lite.data.paths import resolve_data_dir
+
+    check_not_an_input(out, _inputs(args, **files), {"the data folder": resolve_data_dir(args.data)})
 
 
 def _add_run_options(p: argparse.ArgumentParser, presets: bool = True) -> None:
@@ -54,7 +59,9 @@ def _add_run_options(p: argparse.ArgumentParser, presets: bool = True) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (a GPU if there is one, else the CPU) | cpu | cuda | cuda:N | mps")
     if presets:
-        p.add_argument("--preset", choices=("quick", "classroom", "default", "paper"), default=None,
+        from featureae_lite.core.presets import RUN_PRESETS
+
+        p.add_argument("--preset", choices=RUN_PRESETS, default=None,
                        help="sizes and budgets: quick (CI), classroom (notebooks on a laptop), default "
                             "(2 CPU cores, the default), paper (the references' budgets, for a GPU); "
                             "--quick = --preset quick")
@@ -62,16 +69,24 @@ def _add_run_options(p: argparse.ArgumentParser, presets: bool = True) -> None:
 
 def _add_data_options(p: argparse.ArgumentParser, backbone: bool = True) -> None:
     """Real data sets (default: the synthetic cohort for both) and, for training, the backbone."""
+    from featureae_lite.data.splits import TEST_LAYOUTS, TRAIN_LAYOUTS
+
     g = p.add_argument_group("real data (default: the synthetic cohort)")
     g.add_argument("--train-data", default=None, metavar="DIR", help="healthy training subjects")
-    g.add_argument("--train-layout", choices=("synthetic", "ixi", "camcan"), default=None)
+    g.add_argument("--train-layout", choices=TRAIN_LAYOUTS, default=None)
     g.add_argument("--test-data", default=None, metavar="DIR", help="test subjects with lesion masks")
-    g.add_argument("--test-layout", choices=("synthetic", "brats", "atlas", "mslub"), default=None)
+    g.add_argument("--test-layout", choices=TEST_LAYOUTS, default=None)
     if backbone:
-        g = p.add_argument_group("feature backbone of fae and dpa")
-        g.add_argument("--backbone", choices=("efficientnet_lite0", "resnet18"), default=None)
-        g.add_argument("--weights", default=None, metavar="PATH",
-                       help="local state dict of the backbone (e.g. torchvision's ImageNet ResNet18)")
+        _add_backbone(p, "local state dict of the backbone (e.g. torchvision's ImageNet ResNet18)")
+
+
+def _add_backbone(p: argparse.ArgumentParser, weights_help: str | None) -> None:
+    """``--backbone`` (:func:`~featureae_lite.core.features.available_backbones`) and ``--weights``."""
+    from featureae_lite.core.features import available_backbones
+
+    g = p.add_argument_group("feature backbone of fae and dpa")
+    g.add_argument("--backbone", choices=available_backbones(), default=None)
+    g.add_argument("--weights", default=None, metavar="PATH", help=weights_help)
 
 
 def _source(args: argparse.Namespace):
@@ -101,12 +116,14 @@ def _preset_name(args: argparse.Namespace) -> str:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
+    from featureae_lite.data.synth import CONTRASTS
+
     p.add_argument("--quick", action="store_true", help="small cohort, 64-px slices, few steps")
     p.add_argument("--seed", type=_whole(0, MAX_SEED), default=0,
                    help=f"seed of the cohort and the models (0 to {MAX_SEED})")
     p.add_argument("--data", default=None,
                    help="data folder (default: $FEATUREAE_LITE_DATA, else data/ in the repo)")
-    p.add_argument("--contrast", "--modality", dest="contrast", choices=("t2", "t1", "flair"), default="t2",
+    p.add_argument("--contrast", "--modality", dest="contrast", choices=CONTRASTS, default="t2",
                    help="MR contrast: of the synthetic cohort, or the modality read from real data")
 
 
@@ -122,6 +139,7 @@ def _add_variety(p: argparse.ArgumentParser) -> None:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from featureae_lite.data import synthesize_cohort
+    from featureae_lite.data.cohort import cohort_summary
 
     if args.quick and args.size not in (None, "quick"):
         raise InputError(f"--quick and --size {args.size} contradict each other; give one")
@@ -138,61 +156,26 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cohort_summary(cohort: Path) -> str:
-    """A short text summary of a cohort's manifest: subjects per split and anomaly type."""
-    import pandas as pd
-
-    man = pd.read_csv(Path(cohort) / "manifest.csv")
-    table = man.groupby(["split", "anomaly_type"]).size().unstack(fill_value=0)
-    return f"cohort {cohort}\n{table.to_string()}"
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from featureae_lite.core.presets import preset
-    from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.models.registry import create_detector, preset_config
+    from featureae_lite.experiments.checkpoints import train_checkpoint
 
-    name = _preset_name(args)
-    p = preset(name)
-    cfg = preset_config(p, args.method, args.seed, _backbone_options(args))
-    if args.steps is not None:
-        cfg["steps"] = args.steps
-    det = create_detector(args.method, **cfg).to_device(args.device)  # fails fast on bad input
-    source = _source(args)
-    out = args.out or f"checkpoints/{args.method}.pt"
-    _check_out_not_input(args, out, **{"--weights": args.weights})
-    out = check_output_file(out)  # before minutes of training
-    splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source,
-                                variety=args.variety)
-    det.fit(splits["train"], splits["val"])
-    det.save(out)
+    name, overrides, source = _preset_name(args), _backbone_options(args), _source(args)
+    det, out = train_checkpoint(args.method, args.out or f"checkpoints/{args.method}.pt", preset=name,
+                                seed=args.seed, data_dir=args.data, contrast=args.contrast,
+                                variety=args.variety, source=source, overrides=overrides, steps=args.steps,
+                                device=args.device, inputs=_inputs(args, **{"--weights": args.weights}))
     print(f"{args.method}: trained in {det.history.get('train_seconds', 0):.1f} s → {out}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from featureae_lite.core.presets import preset
-    from featureae_lite.data.splits import load_cohort_splits
-    from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate
-    from featureae_lite.models.registry import load_detector
+    from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate_checkpoint
 
-    name = _preset_name(args)
-    det = load_detector(args.checkpoint).to_device(args.device)
-    source = _source(args)
-    if args.out:
-        _check_out_not_input(args, args.out, **{"--checkpoint": args.checkpoint})
-        check_output_file(args.out)
-    size = preset(name).image_size
-    if det.config.image_size != size:
-        raise InputError(f"{args.checkpoint} expects {det.config.image_size}-px slices but the "
-                         f"{name} preset gives {size} px; pass the --preset (or --quick) the model "
-                         "was trained with")
-    splits = load_cohort_splits(args.data, name, args.seed, args.contrast, source=source)
-    res = evaluate(det, splits["test"], splits["val"])
+    res = evaluate_checkpoint(args.checkpoint, preset=_preset_name(args), seed=args.seed, data_dir=args.data,
+                              contrast=args.contrast, source=_source(args), device=args.device, out=args.out,
+                              inputs=_inputs(args))
     for k in METRIC_KEYS:
         print(f"{k:>14}: {res[k]:.4f}")
-    if args.out:
-        write_atomic(args.out, json.dumps(res, indent=2, default=str))
     return 0
 
 
@@ -208,35 +191,43 @@ def _methods(text: str) -> list[str]:
     return methods
 
 
+def _experiment(args: argparse.Namespace, what: str, table: str, files: str, run) -> int:
+    """Check the device and ``--out`` (before any work), ``run()`` the experiment into ``--out``, then
+    show its ``table`` and how long it took."""
+    resolve_device(args.device)
+    _check_out_not_input(args, args.out, **{"--weights": args.weights})
+    check_output_dir(args.out)
+    start = time.perf_counter()
+    run()
+    print((Path(args.out) / table).read_text())
+    print(f"{what} finished in {time.perf_counter() - start:.0f} s; {files} in {args.out}")
+    return 0
+
+
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from featureae_lite.experiments.benchmark import run_benchmark
 
     methods = _methods(args.methods)
     name, source, overrides = _preset_name(args), _source(args), _backbone_options(args)
-    resolve_device(args.device)
-    _check_out_not_input(args, args.out, **{"--weights": args.weights})
-    check_output_dir(args.out)
-    start = time.perf_counter()
-    run_benchmark(methods, args.out, preset=name, seed=args.seed, data_dir=args.data,
-                  contrast=args.contrast, device=args.device, source=source, overrides=overrides,
-                  variety=args.variety)
-    print((Path(args.out) / "results.md").read_text())
-    print(f"benchmark finished in {time.perf_counter() - start:.0f} s; results in {args.out}")
-    return 0
+    return _experiment(args, "benchmark", "results.md", "results", lambda:
+                       run_benchmark(methods, args.out, preset=name, seed=args.seed, data_dir=args.data,
+                                     contrast=args.contrast, device=args.device, source=source,
+                                     overrides=overrides, variety=args.variety))
 
 
 def _cmd_fetch_real(args: argparse.Namespace) -> int:
     from featureae_lite.data.realdata import fetch_pyradiomics
 
-    if args.out is None:  # where notebook 01's transfer test looks for it
+    out = args.out
+    if out is None:  # where notebook 01's transfer test looks for it
         from featureae_lite.experiments.transfer import real_data_dir
 
-        args.out = str(real_data_dir(args.data))
-    check_output_dir(args.out)
+        out = str(real_data_dir(args.data))
+    check_output_dir(out)
     start = time.perf_counter()
-    folders = fetch_pyradiomics(args.out, sdist=args.sdist)
+    folders = fetch_pyradiomics(out, sdist=args.sdist)
     print(f"{len(folders)} real test subjects (BraTS layout, modality t1) written in "
-          f"{time.perf_counter() - start:.0f} s to {args.out}; provenance.json says where they come from")
+          f"{time.perf_counter() - start:.0f} s to {out}; provenance.json says where they come from")
     return 0
 
 
@@ -245,17 +236,11 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     methods = _methods(args.methods)
     name, overrides = _preset_name(args), _backbone_options(args)
-    resolve_device(args.device)
-    _check_out_not_input(args, args.out, **{"--weights": args.weights})
-    check_output_dir(args.out)
-    start = time.perf_counter()
-    run_transfer(methods, args.real_data, args.out, real_layout=args.real_layout, modality=args.contrast,
-                 preset=name, seed=args.seed, data_dir=args.data, checkpoint_dir=args.checkpoints,
-                 device=args.device, overrides=overrides, variety=args.variety)
-    print((Path(args.out) / "transfer.md").read_text())
-    print(f"transfer finished in {time.perf_counter() - start:.0f} s; transfer.json, transfer.md and "
-          f"meta.json in {args.out}")
-    return 0
+    return _experiment(args, "transfer", "transfer.md", "transfer.json, transfer.md and meta.json", lambda:
+                       run_transfer(methods, args.real_data, args.out, real_layout=args.real_layout,
+                                    modality=args.contrast, preset=name, seed=args.seed, data_dir=args.data,
+                                    checkpoint_dir=args.checkpoints, device=args.device, overrides=overrides,
+                                    variety=args.variety))
 
 
 def _cmd_curves(args: argparse.Namespace) -> int:
@@ -264,77 +249,24 @@ def _cmd_curves(args: argparse.Namespace) -> int:
     methods = _methods(args.methods)
     name, source = _preset_name(args), _source(args)
     overrides = {**({"schedule": args.schedule} if args.schedule else {}), **_backbone_options(args)}
-    resolve_device(args.device)
-    _check_out_not_input(args, args.out, **{"--weights": args.weights})
-    check_output_dir(args.out)
-    start = time.perf_counter()
-    learning_curves(methods, args.out, preset=name, seed=args.seed, data_dir=args.data,
-                    contrast=args.contrast, steps=args.steps, points=args.points, overrides=overrides,
-                    device=args.device, source=source)
-    print((Path(args.out) / "curves.md").read_text())
-    print(f"curves finished in {time.perf_counter() - start:.0f} s; curves.json, curves.md and "
-          f"curves.png in {args.out}")
-    return 0
+    return _experiment(args, "curves", "curves.md", "curves.json, curves.md and curves.png", lambda:
+                       learning_curves(methods, args.out, preset=name, seed=args.seed, data_dir=args.data,
+                                       contrast=args.contrast, steps=args.steps, points=args.points,
+                                       overrides=overrides, device=args.device, source=source))
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from featureae_lite.course.notebooks import (
-        check_run,
-        clear_run_folder,
-        record_expected,
-        run_notebooks,
-        writable_expected_file,
-    )
+    from featureae_lite.course.jobs import run_notebook_job
 
-    start = time.perf_counter()
     only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only is not None else None
     if only == []:
         raise InputError(f"--only {args.only!r} names no notebook (give prefixes such as 00,04)")
-    if getattr(args, "record_expected", False):
-        writable_expected_file()  # before the run: an installed package's copy is read-only
-    if args.out:
-        _check_out_not_input(args, args.out)
-        check_output_dir(args.out)
-        clear_run_folder(args.out, overwrite=getattr(args, "overwrite", False))
-    if getattr(args, "html", None):
-        check_output_dir(args.html, "--html")
-    earlier = [Path(d.strip()) for d in (args.record_from or "").split(",") if d.strip()]
-    for d in earlier:
-        if not (d / "index.md").is_file():
-            raise InputError(f"--from {d}: not a finished notebook run folder (no index.md)")
-    run_dir = run_notebooks(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed,
-                            threads=args.threads, device=args.device)
-    print((run_dir / "index.md").read_text())
-    print(f"executed in {time.perf_counter() - start:.0f} s → {run_dir}")
-    status = 0
-    if (run_dir / "errors.json").exists():
-        print(f"FAILED notebooks: {', '.join(json.loads((run_dir / 'errors.json').read_text()))}",
-              file=sys.stderr)
-        status = 1
-    if args.check:
-        executed = list(json.loads((run_dir / "times.json").read_text()))
-        report = check_run(run_dir, args.quick, notebooks=executed)
-        for line in report.drift:
-            print(f"WARNING drift {line}", file=sys.stderr)
-        for line in report.failures:
-            print(f"FAIL {line}", file=sys.stderr)
-        if report.failures:
-            status = 1
-        print(f"check: {len(report.failures)} failure(s) (orderings the lessons rely on, missing "
-              f"figures), {len(report.drift)} figure(s) outside their measured band (warnings)")
-    html = run_dir / "site" if getattr(args, "site_in_run", False) else getattr(args, "html", None)
-    if html:
-        from featureae_lite.course.html_report import render_run
-
-        tick = time.perf_counter()
-        index = render_run(run_dir, html)
-        print(f"course site of this run rendered in {time.perf_counter() - tick:.0f} s; open it in a "
-              f"browser (works offline): {index.resolve().as_uri()}")
-    if getattr(args, "record_expected", False):
-        names = record_expected([*earlier, run_dir], args.quick)
-        print(f"expected figures recorded from {len(earlier) + 1} run(s) for {', '.join(names)} "
-              "in notebooks/expected_figures.json")
-    return status
+    earlier = [d.strip() for d in (args.record_from or "").split(",") if d.strip()]
+    run = run_notebook_job(args.quick, args.out, only=only, data_dir=args.data, seed=args.seed,
+                           threads=args.threads, device=args.device, check=args.check, html=args.html,
+                           record_expected=args.record_expected, record_from=earlier,
+                           overwrite=args.overwrite)
+    return 0 if run.ok else 1
 
 
 def _cmd_assignments_make(args: argparse.Namespace) -> int:
@@ -361,36 +293,18 @@ def _cmd_assignments_grade(args: argparse.Namespace) -> int:
 
 
 def _cmd_main(args: argparse.Namespace) -> int:
-    from featureae_lite.core.presets import preset
-    from featureae_lite.data import ensure_cohort
+    from featureae_lite.course.jobs import main_job
 
-    if args.contrast != "t2":
-        raise InputError(f"--contrast {args.contrast}: the notebooks teach on the T2 cohort; other "
-                         "contrasts are for synth, train, benchmark and curves")
-    p = preset(args.quick)
-    start = time.perf_counter()
-    cohort = ensure_cohort(args.data, size=p.cohort_size, seed=args.seed, contrast=args.contrast)
-    print(cohort_summary(cohort))
-    print(f"cohort ready in {time.perf_counter() - start:.1f} s")
-    # Train once, then teach: every course model at the preset's budget, loaded by the notebooks
-    from featureae_lite.course.session import start as start_session
-    from featureae_lite.course.session import train_course_models
-
-    tick = time.perf_counter()
-    session = start_session(args.quick, args.seed, args.data, args.contrast, device=args.device)
-    rows = train_course_models(session)
-    for r in rows:
-        how = "trained" if r["trained"] else "loaded (trained earlier)"
-        print(f"  {r['method']:<9} {r['steps']:>5} steps, {r['train_seconds']:5.0f} s of training — {how}")
-    print(f"course models ready in {time.perf_counter() - tick:.0f} s")
-    args.only, args.check, args.out, args.threads, args.record_from = None, True, None, None, None
-    args.html, args.site_in_run = None, True  # the classroom run ends as a site: runs/<timestamp>/site/
-    return _cmd_notebooks(args)
+    run = main_job(args.quick, seed=args.seed, data_dir=args.data, contrast=args.contrast, device=args.device)
+    return 0 if run.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of ``featureae-lite``."""
+    from featureae_lite.data.cohort import SIZES
     from featureae_lite.experiments.benchmark import DEFAULT_METHODS
+    from featureae_lite.experiments.transfer import REAL_LAYOUTS
+    from featureae_lite.models.base import SCHEDULES
 
     parser = argparse.ArgumentParser(
         prog="featureae-lite",
@@ -402,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a synthetic cohort as NIfTI files")
     p.add_argument("--out", default=None, help="data folder to write into (same as --data)")
-    p.add_argument("--size", choices=("tiny", "quick", "default"), default=None)
+    p.add_argument("--size", choices=tuple(SIZES), default=None)
     p.add_argument("--overwrite", action="store_true")
     _add_common(p)
     _add_variety(p)
@@ -450,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transfer", help="pixel AP on the synthetic test split vs a real held-out set")
     p.add_argument("--real-data", required=True, metavar="DIR",
                    help="real lesion subjects, e.g. from featureae-lite fetch-real")
-    p.add_argument("--real-layout", choices=("brats", "atlas", "mslub"), default="brats")
+    p.add_argument("--real-layout", choices=REAL_LAYOUTS, default="brats")
     p.add_argument("--methods", default="threshold,ae_l1,fae,dpa")
     p.add_argument("--out", required=True, help="folder for transfer.json, transfer.md and meta.json")
     p.add_argument("--checkpoints", default=None, metavar="DIR",
@@ -459,9 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_variety(p)
     p.set_defaults(contrast="t1")
     _add_run_options(p)
-    g = p.add_argument_group("feature backbone of fae and dpa")
-    g.add_argument("--backbone", choices=("efficientnet_lite0", "resnet18"), default=None)
-    g.add_argument("--weights", default=None, metavar="PATH")
+    _add_backbone(p, None)
     p.set_defaults(func=_cmd_transfer)
 
     p = sub.add_parser("curves", help="learning curves: pixel AP vs training steps and seconds")
@@ -471,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train every method this long (default: preset)")
     p.add_argument("--points", type=_whole(1, MAX_COUNT), default=6,
                    help="evaluations per method (default 6)")
-    p.add_argument("--schedule", choices=("constant", "cosine"), default=None,
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="override every method's learning-rate schedule")
     _add_common(p)
     _add_run_options(p)
@@ -535,32 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the command's process as Ctrl-C raises KeyboardInterrupt (same cleanup)."""
+class _Console(logging.Handler):
+    """The package's log as the command's output: INFO on stdout, warnings and errors on stderr, each
+    record one message (the streams are looked up per record, so redirections apply)."""
 
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM raises :class:`Terminated` in this process; a forked worker (a
-    synth pool process) that inherited the handler dies of the signal as it would without it."""
-    pid = os.getpid()
-
-    def handler(signum: int, frame: object) -> None:
-        if os.getpid() != pid:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (an embedding application): leave SIGTERM alone
-        previous = None
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr if record.levelno >= logging.WARNING else sys.stdout)
+        except Exception:
+            self.handleError(record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,8 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse: --help (0) or a usage error naming the option (2)
         return int(stop.code or 0)
+    package_log = logging.getLogger("featureae_lite")
+    console, saved = _Console(), (package_log.level, package_log.propagate)
+    package_log.addHandler(console)
+    package_log.setLevel(logging.INFO)
+    package_log.propagate = False
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             return args.func(args)
     except (InputError, OSError) as err:  # bad input or an unusable file: one line, exit 2; other
         # errors (a bug in the package, numpy or torch) keep their traceback
@@ -583,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"featureae-lite {args.command}: {how}; finished files are complete, "
               "unfinished ones were not written", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
+    finally:
+        package_log.removeHandler(console)
+        package_log.level, package_log.propagate = saved
 
 
 if __name__ == "__main__":

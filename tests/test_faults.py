@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from featureae_lite.cli import main
+from featureae_lite.core.errors import InputError
 from featureae_lite.data import discover_subjects, load_mask, load_split, load_volume, synthesize_subject
 from featureae_lite.data.cohort import cohort_dir, is_complete, synthesize_cohort
 from featureae_lite.models.registry import create_detector, load_detector
@@ -194,6 +195,46 @@ def test_cli_fault_gets_one_line_and_exit_2(argv, message, tmp_path, monkeypatch
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="names no method"):
         main(["--debug", "benchmark", "--methods", ",", "--out", str(tmp_path)])
+
+
+def test_only_input_errors_become_one_line_others_keep_their_traceback(monkeypatch, capsys):
+    from featureae_lite import cli
+
+    def fails(error):
+        def command(args):
+            raise error
+        return command
+
+    monkeypatch.setattr(cli, "_cmd_synth", fails(InputError("--size: a deliberate check")))
+    assert main(["synth"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["featureae-lite synth: error: --size: a deliberate check"]
+    monkeypatch.setattr(cli, "_cmd_synth", fails(ValueError("operands could not be broadcast")))  # numpy's
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        main(["synth"])
+    monkeypatch.setattr(cli, "_cmd_synth", fails(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["synth"])
+
+
+def test_the_package_log_is_the_command_output(monkeypatch, capsys):
+    """Library modules log instead of printing; the command shows INFO on stdout, warnings on stderr,
+    one message a line as they were printed, and leaves the logging setup as it found it."""
+    import logging
+
+    from featureae_lite import cli
+
+    def command(args):
+        logging.getLogger("featureae_lite.experiments.benchmark").info("%10s: pixel AP %.3f", "ae_l1", 0.5)
+        logging.getLogger("featureae_lite.core.fileio").warning("waiting for another process")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_synth", command)
+    assert main(["synth"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("     ae_l1: pixel AP 0.500\n", "waiting for another process\n")
+    package_log = logging.getLogger("featureae_lite")
+    assert package_log.handlers == [] and package_log.propagate and package_log.level == logging.NOTSET
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,14 +8,8 @@ import nbformat
 import pytest
 
 from featureae_lite.course.exercises import MIME
-from featureae_lite.course.notebooks import (
-    check_figures,
-    check_orderings,
-    check_run,
-    list_notebooks,
-    run_notebooks,
-    write_index,
-)
+from featureae_lite.course.figures import check_figures, check_orderings, check_run
+from featureae_lite.course.notebooks import list_notebooks, run_notebooks, write_index
 
 NOTEBOOKS = list_notebooks()
 
@@ -105,7 +99,7 @@ def test_check_figures_reports_drift(tmp_path):
 
 
 def test_expected_ranges_and_record(tmp_path):
-    from featureae_lite.course.notebooks import expected_ranges, record_expected
+    from featureae_lite.course.figures import expected_ranges, record_expected
 
     bands = expected_ranges({"count": 3.0, "ap": 0.5, "fit_seconds": 12.0, "missing": None})
     assert bands == {"count": {"seen": [3.0]}, "ap": [0.448, 0.552]}  # pad 0.002 + 10 %
@@ -162,14 +156,14 @@ def test_orderings_fail_drift_warns(tmp_path):
 
 def test_cli_check_exits_zero_on_drift_and_one_on_failed_ordering(tmp_path, monkeypatch, capsys):
     from featureae_lite import cli
-    from featureae_lite.course import notebooks
+    from featureae_lite.course import figures, notebooks
 
     expected = tmp_path / "expected.json"
     rule = {"notebook": "00_a", "left": "x", "op": ">", "right": 1.0, "lesson": "x is large"}
     expected.write_text(json.dumps({"classroom": {"00_a": {"x": [0.0, 1.5]}},
                                     "orderings": {"classroom": [rule]}}))
-    monkeypatch.setattr(notebooks, "EXPECTED_FILE", expected)
-    monkeypatch.setattr(notebooks.check_run, "__defaults__", (expected, None))
+    monkeypatch.setattr(figures, "EXPECTED_FILE", expected)
+    monkeypatch.setattr(figures.check_run, "__defaults__", (expected, None))
 
     def fake_run(quick, out, **kw):
         run = tmp_path / "run"

@@ -68,10 +68,10 @@ def test_wheel_ships_the_course_notebooks(tmp_path):
 
 
 def test_installed_expected_figures_are_read_only(tmp_path):
-    from featureae_lite.course import notebooks
+    from featureae_lite.course import figures, notebooks
 
-    installed = Path(notebooks.__file__).parent / "notebooks" / "expected_figures.json"
+    installed = Path(figures.__file__).parent / "notebooks" / "expected_figures.json"
     with pytest.raises(ValueError, match="expected_figures.json: the expected figures of an installed"):
-        notebooks.record_expected([tmp_path], quick=True, expected_file=installed)
-    assert notebooks.writable_expected_file() == (ROOT / "notebooks" / "expected_figures.json").resolve()
-    assert notebooks.NOTEBOOK_DIR == ROOT / "notebooks"
+        figures.record_expected([tmp_path], quick=True, expected_file=installed)
+    assert figures.writable_expected_file() == (ROOT / "notebooks" / "expected_figures.json").resolve()
+    assert notebooks.NOTEBOOK_DIR == figures.NOTEBOOK_DIR == ROOT / "notebooks"

@@ -111,7 +111,7 @@ def test_math_is_typeset_offline_in_headless_chromium(tmp_path):
 
 def test_the_main_job_ends_with_the_site_inside_its_run_folder(tmp_path, monkeypatch, capsys):
     from featureae_lite import cli
-    from featureae_lite.course import notebooks
+    from featureae_lite.course import jobs, notebooks
 
     def fake_execute(path, out_dir, parameters, timeout=1800):
         nb = new_notebook(cells=[new_markdown_cell(GOALS.replace("02 · Structural similarity (SSIM)",
@@ -121,16 +121,16 @@ def test_the_main_job_ends_with_the_site_inside_its_run_folder(tmp_path, monkeyp
         return 2.0
 
     monkeypatch.setattr(notebooks, "execute_notebook", fake_execute)
-    command = ["notebooks", "--quick", "--only", "00", "--out", str(tmp_path / "run")]
-    args = cli.build_parser().parse_args(command)
-    args.site_in_run = True  # what `featureae-lite main` sets
-    assert cli._cmd_notebooks(args) == 0
-    index = tmp_path / "run" / "site" / "index.html"
-    assert index.as_uri() in capsys.readouterr().out
+    run = tmp_path / "run"
+    result = jobs.run_notebook_job(True, run, only=["00"], site_in_run=True)  # as `featureae-lite main` ends
+    index = run / "site" / "index.html"
+    assert result.ok and result.site == index
     assert "models trained for seconds" in index.read_text().replace("\n", " ")
     assert "tumor 1.500" in index.read_text()
-    args = cli.build_parser().parse_args([*command, "--overwrite"])
-    assert cli._cmd_notebooks(args) == 0 and not (tmp_path / "run" / "site").exists()  # a rerun clears it
+    command = ["notebooks", "--quick", "--only", "00", "--out", str(run), "--overwrite", "--html",
+               str(tmp_path / "html")]
+    assert cli.main(command) == 0 and not (run / "site").exists()  # a rerun clears it
+    assert (tmp_path / "html" / "index.html").as_uri() in capsys.readouterr().out
 
 
 def test_no_notebook_formula_uses_the_prime_shorthand_the_offline_mathjax_fails_on():

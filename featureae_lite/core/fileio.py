@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,6 +22,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from featureae_lite.core.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -190,7 +192,8 @@ def check_not_an_input(out: str | os.PathLike, inputs: dict[str, str | os.PathLi
 def writer_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold the lock of the writers of ``path`` (lock file ``<path>.lock`` beside it).
 
-    When another process holds it, say so on stderr and wait for it to finish.
+    When another process holds it, say so (a warning: on stderr, also without a logging setup) and wait
+    for it to finish.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,8 +201,7 @@ def writer_lock(path: str | os.PathLike) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"waiting for another process to finish writing {path} (lock {lock.lock_file})",
-              file=sys.stderr)
+        log.warning("waiting for another process to finish writing %s (lock %s)", path, lock.lock_file)
         lock.acquire()
     try:
         yield

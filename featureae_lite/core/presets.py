@@ -139,6 +139,8 @@ PAPER = Preset(
 )
 TINY = Preset(name="tiny", cohort_size="tiny", image_size=64, slice_step=8)
 PRESETS = {"tiny": TINY, "quick": QUICK, "classroom": CLASSROOM, "default": DEFAULT, "paper": PAPER}
+# The presets a user runs (the command line's --preset choices): tiny is for the unit tests
+RUN_PRESETS = tuple(name for name in PRESETS if name != "tiny")
 
 
 def preset(name: str | bool = "default") -> Preset:

@@ -220,3 +220,12 @@ def ensure_cohort(data_dir: str | os.PathLike | None = None, *, size: str = "def
             return folder
         readme = variety_readme(variety, size, seed, contrast) if variety != "standard" else None
         return _write_cohort(rows, folder, size, n_jobs, progress, overwrite=False, readme=readme)
+
+
+def cohort_summary(cohort: str | os.PathLike) -> str:
+    """A short text summary of a cohort's manifest: subjects per split and anomaly type."""
+    import pandas as pd
+
+    man = pd.read_csv(Path(cohort) / "manifest.csv")
+    table = man.groupby(["split", "anomaly_type"]).size().unstack(fill_value=0)
+    return f"cohort {cohort}\n{table.to_string()}"

@@ -9,6 +9,7 @@ intervals ``pixel_ap_ci``, ``pixel_auroc_ci``, ``best_dice_ci``, ``per_type`` â†
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -26,12 +27,15 @@ from featureae_lite.experiments.checkpoints import config_json, train_or_load
 from featureae_lite.experiments.evaluation import METRIC_KEYS, evaluate
 from featureae_lite.models.registry import available_methods, create_detector, get_method, preset_config
 
-DEFAULT_METHODS = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
+log = logging.getLogger(__name__)
+
+# Every registered method, in the registry's order (that of the tables): the benchmark's and the CLI's default
+DEFAULT_METHODS = tuple(available_methods())
 
 
 def run_benchmark(
-    methods: list[str] | tuple[str, ...] = DEFAULT_METHODS,
-    out_dir: str | os.PathLike = "bench/out",
+    methods: list[str] | tuple[str, ...],
+    out_dir: str | os.PathLike,
     *,
     preset: str = "default",
     seed: int = 0,
@@ -105,8 +109,8 @@ def run_benchmark(
         results[m] = res
         detectors[m] = det
         if progress:
-            print(f"{m:>10}: pixel AP {res['pixel_ap']:.3f}  best Dice {res['best_dice']:.3f}  "
-                  f"train {res['train_seconds']:.0f}s  infer {res['infer_slices_per_s']:.0f} slices/s")
+            log.info("%10s: pixel AP %.3f  best Dice %.3f  train %.0fs  infer %.0f slices/s", m,
+                     res["pixel_ap"], res["best_dice"], res["train_seconds"], res["infer_slices_per_s"])
     meta = {"preset": p.name, "seed": seed, "contrast": contrast, "variety": variety,
             "cohort": str(splits["cohort"]), "data": splits["source"], "n_test_slices": len(splits["test"]),
             "n_train_slices": len(splits["train"]), "known_methods": known,

@@ -97,3 +97,43 @@ def train_or_load(
 def config_json(config) -> dict[str, Any]:
     """A detector config as a JSON-ready dict (tuples as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def train_checkpoint(
+    method: str,
+    out: str | os.PathLike,
+    *,
+    preset: str,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    contrast: str = "t2",
+    variety: str = "standard",
+    source=None,
+    overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
+    device: str | None = "auto",
+    inputs: dict[str, str | os.PathLike | None] | None = None,
+) -> tuple[Detector, Path]:
+    """Train ``method`` at a preset's budget (``steps``: another step count) and save it to ``out``.
+
+    Every input is checked before the training starts: the method and its config, the device, and
+    ``out`` (a writable file name that is none of ``inputs`` — option → path, e.g. the backbone's
+    weights — and lies outside the data folder). ``source``: a DataSource of real data sets (default:
+    the synthetic cohort). Returns the trained detector and the checkpoint's path.
+    """
+    from featureae_lite.core.fileio import check_not_an_input, check_output_file
+    from featureae_lite.core.presets import preset as get_preset
+    from featureae_lite.data.paths import resolve_data_dir
+    from featureae_lite.data.splits import load_cohort_splits
+    from featureae_lite.models.registry import preset_config
+
+    cfg = preset_config(get_preset(preset), method, seed, overrides)
+    if steps is not None:
+        cfg["steps"] = steps
+    det = create_detector(method, **cfg).to_device(device)  # fails fast on bad input
+    check_not_an_input(out, inputs or {}, {"the data folder": resolve_data_dir(data_dir)})
+    out = check_output_file(out)  # before minutes of training
+    splits = load_cohort_splits(data_dir, preset, seed, contrast, source=source, variety=variety)
+    det.fit(splits["train"], splits["val"])
+    det.save(out)
+    return det, out

@@ -16,6 +16,7 @@ Writes ``curves.json`` (method → config and points), ``curves.md`` (one table)
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from featureae_lite.data.splits import DataSource
 from featureae_lite.experiments.checkpoints import config_json
 from featureae_lite.experiments.evaluation import evaluate_output
 from featureae_lite.models.registry import applicable, create_detector, get_method
+
+log = logging.getLogger(__name__)
 
 
 def checkpoint_steps(steps: int, points: int = 6) -> list[int]:
@@ -125,8 +128,8 @@ def learning_curves(
         result["methods"][m] = {"trainable": det.trainable, "config": config_json(det.config), "points": pts}
         if progress:
             last = pts[-1]
-            print(f"{m:>10}: pixel AP {last['pixel_ap']:.3f} after {last['step']} steps "
-                  f"({last['train_seconds']:.0f} s)")
+            log.info("%10s: pixel AP %.3f after %s steps (%.0f s)", m, last["pixel_ap"], last["step"],
+                     last["train_seconds"])
         save_curves(result, out_dir)  # after every method: a long run keeps what it measured
     return result
 

@@ -19,6 +19,7 @@ All pixel metrics of one evaluation come from a single sort
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -194,3 +195,47 @@ def output_from_maps(maps: Tensor, brains: Tensor | None, rule: str = "top10_mea
     """Brain-mask raw maps (N, 1, H, W) and derive image scores with the shared rule."""
     maps = postprocess(maps, brains, mask_brain=brains is not None)
     return AnomalyOutput(maps, image_scores(maps, brains, rule))
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    *,
+    preset: str,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    contrast: str = "t2",
+    source=None,
+    device: str | None = "auto",
+    out: str | os.PathLike | None = None,
+    inputs: dict[str, str | os.PathLike | None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a saved detector on the test split of a preset's cohort (or of ``source``, a DataSource
+    of real data sets), threshold chosen on val; with ``out``, also write the result as JSON there.
+
+    Every input is checked first: the checkpoint, the device, ``out`` (a writable file name that is
+    none of ``inputs`` — option → path — and lies outside the data folder) and that the checkpoint's
+    image size is the preset's.
+    """
+    import json
+
+    from featureae_lite.core.fileio import check_not_an_input, check_output_file, write_atomic
+    from featureae_lite.core.presets import preset as get_preset
+    from featureae_lite.data.paths import resolve_data_dir
+    from featureae_lite.data.splits import load_cohort_splits
+    from featureae_lite.models.registry import load_detector
+
+    det = load_detector(checkpoint).to_device(device)
+    if out:
+        check_not_an_input(out, {"--checkpoint": checkpoint, **(inputs or {})},
+                           {"the data folder": resolve_data_dir(data_dir)})
+        check_output_file(out)
+    size = get_preset(preset).image_size
+    if det.config.image_size != size:
+        raise InputError(f"{checkpoint} expects {det.config.image_size}-px slices but the "
+                         f"{preset} preset gives {size} px; pass the --preset (or --quick) the model "
+                         "was trained with")
+    splits = load_cohort_splits(data_dir, preset, seed, contrast, source=source)
+    res = evaluate(det, splits["test"], splits["val"])
+    if out:
+        write_atomic(out, json.dumps(res, indent=2, default=str))
+    return res

@@ -13,6 +13,7 @@ real slices (notebook 01 draws its maps); :func:`find_real_data` locates a fetch
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -34,6 +35,10 @@ from featureae_lite.experiments.checkpoints import config_json, train_or_load
 from featureae_lite.experiments.evaluation import evaluate_output, predict_split, threshold_from_output
 from featureae_lite.models.base import Detector
 from featureae_lite.models.registry import get_method, preset_config
+
+log = logging.getLogger(__name__)
+# Layouts of a real held-out set (the test layouts but the synthetic one)
+REAL_LAYOUTS = tuple(t for t in TEST_LAYOUTS if t != "synthetic")
 
 KEYS = ("pixel_ap", "pixel_auroc", "best_dice")
 REAL_SUBFOLDER = "real"
@@ -116,7 +121,7 @@ def load_real_test(real_data: str | os.PathLike, layout: str = "brats", modality
     root = Path(real_data)
     if not root.is_dir():
         raise InputError(f"--real-data {root}: folder not found")
-    check_choice(layout, [t for t in TEST_LAYOUTS if t != "synthetic"], "real-data layout")
+    check_choice(layout, REAL_LAYOUTS, "real-data layout")
     records = discover_subjects(root, layout, modality, "test")
     missing = [r.subject_id for r in records if r.mask_path is None]
     if missing:
@@ -229,8 +234,8 @@ def transfer_test(
                "train_or_load_seconds": round(fit_s, 1), "config": config_json(det.config)}
         results[m], detectors[m] = row, det
         if progress:
-            print(f"{m:>10}: pixel AP synthetic {syn['pixel_ap']:.3f}  real {rl['pixel_ap']:.3f}  "
-                  f"ratio {row['ratio']:.2f}")
+            log.info("%10s: pixel AP synthetic %.3f  real %.3f  ratio %.2f", m, syn["pixel_ap"],
+                     rl["pixel_ap"], row["ratio"])
     real_pos = float(real.masks.sum()) / max(float(real.brains.sum()), 1.0)
     syn_pos = float(splits["test"].masks.sum()) / max(float(splits["test"].brains.sum()), 1.0)
     meta = {"preset": p.name, "seed": seed, "modality": modality, "variety": variety,

@@ -16,13 +16,20 @@ import torch
 
 from featureae_lite.core.errors import InputError
 from featureae_lite.core.presets import Preset
-from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano  # noqa: F401
+from featureae_lite.models import autoencoders, baselines, dpa, fae, patchsim, proxyano
 from featureae_lite.models.base import MAX_STEPS, REGISTRY, Detector, DetectorConfig
+
+# The method modules in the order of the benchmark's tables (baselines, image-space autoencoders, then the
+# feature-space methods): :func:`available_methods` lists their methods in this order, each module's in
+# its own order of registration, so the order does not depend on which module was imported first.
+METHOD_MODULES = (baselines, autoencoders, fae, dpa, proxyano, patchsim)
 
 
 def available_methods() -> list[str]:
-    """Names of every registered method, in registration order."""
-    return list(REGISTRY)
+    """Names of every registered method: those of :data:`METHOD_MODULES` in its order, then any method
+    registered elsewhere, in registration order."""
+    rank = {module.__name__: i for i, module in enumerate(METHOD_MODULES)}
+    return sorted(REGISTRY, key=lambda name: rank.get(REGISTRY[name].__module__, len(rank)))
 
 
 def get_method(name: str) -> type[Detector]:
@@ -34,7 +41,7 @@ def get_method(name: str) -> type[Detector]:
         For an unknown name; the message lists the known ones.
     """
     if name not in REGISTRY:
-        raise InputError(f"unknown method {name!r}; known methods: {', '.join(REGISTRY)}")
+        raise InputError(f"unknown method {name!r}; known methods: {', '.join(available_methods())}")
     return REGISTRY[name]
 
 
