@@ -135,7 +135,7 @@ def test_fae_default_uses_offline_backbone_and_keeps_it_out_of_checkpoint():
     batch = det.prepare(Batch.of(torch.rand(2, 1, SIZE, SIZE)))
     assert batch.cached.shape == (2, det.extractor.out_channels, SIZE // 4, SIZE // 4)
     assert torch.equal(batch.cached, det.features(batch.images))
-    assert create_detector("fae", image_size=SIZE).extractor is det.extractor  # one shared backbone
+    assert create_detector("fae", image_size=SIZE).extractor is not det.extractor  # each owns its backbone
 
 
 def test_bad_inputs_give_clear_errors(toy, tmp_path):
