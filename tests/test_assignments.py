@@ -79,6 +79,13 @@ def test_wrong_answers_get_specific_feedback():
         feedback("nope", len)
 
 
+def test_check_and_reveal_show_plain_text_outside_a_notebook(capsys):
+    fl.exercises.check("l1_residual", lambda x, x_hat: (x - x_hat).abs())
+    assert capsys.readouterr().out.strip() == "✔ l1_residual: passed. Well done!"
+    text = fl.exercises.reveal("3", 3, what="the count")
+    assert capsys.readouterr().out.strip() == text and text.endswith("as you predicted")
+
+
 def test_student_versions_contain_no_solution_code(tmp_path):
     written = make_assignments(tmp_path)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]

@@ -157,12 +157,68 @@ def ssim_components(
     """Luminance, contrast and structure maps, each (N, C, H, W); with C3 = C2 / 2 their product
     is :func:`ssim_map`."""
     _check(x, y, window_size)
+    return ssim_terms_from_stats(*_local_stats(x, y, window_size, sigma), data_range=data_range, k1=k1, k2=k2)
+
+
+def ssim_terms_from_stats(
+    mx: Tensor,
+    my: Tensor,
+    vx: Tensor,
+    vy: Tensor,
+    cxy: Tensor,
+    data_range: float = 1.0,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """SSIM's luminance, contrast and structure terms from the statistics they are made of.
+
+    Parameters
+    ----------
+    mx, my, vx, vy, cxy : Tensor
+        Means μx, μy, variances σx², σy² and covariance σxy, all of one shape: local (Gaussian-window)
+        maps as in :func:`ssim_components`, or 0-d tensors of the population statistics of two whole
+        patches.
+    data_range, k1, k2 : float
+        C1 = (k1 L)², C2 = (k2 L)², C3 = C2 / 2.
+
+    Returns
+    -------
+    tuple of Tensor
+        luminance (2 μx μy + C1) / (μx² + μy² + C1), contrast (2 σx σy + C2) / (σx² + σy² + C2) and
+        structure (σxy + C3) / (σx σy + C3), each of the statistics' shape.
+    """
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     c3 = c2 / 2
-    mx, my, vx, vy, cxy = _local_stats(x, y, window_size, sigma)
     sx, sy = vx.clamp_min(0).sqrt(), vy.clamp_min(0).sqrt()
     lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
     con = (2 * sx * sy + c2) / (vx + vy + c2)
     struc = (cxy + c3) / (sx * sy + c3)
     return lum, con, struc
+
+
+def interior_ssim_terms(x: Tensor, y: Tensor, window_size: int = 11, data_range: float = 1.0
+                        ) -> dict[str, float]:
+    """Mean luminance, contrast, structure and SSIM of two patches over their interior pixels.
+
+    The interior is the pixels whose window lies inside the patch (at the border the zero padding of
+    :func:`ssim_components` would mix in statistics of the padding).
+
+    Parameters
+    ----------
+    x, y : Tensor
+        (H, W) patches, H, W > ``window_size``.
+
+    Returns
+    -------
+    dict
+        ``"luminance"``, ``"contrast"``, ``"structure"`` (means of the maps of
+        :func:`ssim_components`) and ``"SSIM"`` (mean of :func:`ssim_map`), as floats.
+    """
+    a, b = x[None, None].float(), y[None, None].float()
+    r = window_size // 2
+    core = (..., slice(r, a.shape[-2] - r), slice(r, a.shape[-1] - r))
+    terms = ssim_components(a, b, window_size, data_range=data_range)
+    lum, con, struc = (float(t[core].mean()) for t in terms)
+    return {"luminance": lum, "contrast": con, "structure": struc,
+            "SSIM": float(ssim_map(a, b, window_size, data_range=data_range)[core].mean())}
 

@@ -201,3 +201,111 @@ def plot_score_histogram(ax, scores: np.ndarray, labels: np.ndarray, threshold: 
         ax.axvline(threshold, color="k", ls="--", lw=1)
     ax.set_xlabel("map value")
     ax.legend(fontsize=7)
+
+
+# -- the figures of the course widgets (featureae_lite.course.widgets wires controls to them) ----
+def volume_figure(image: np.ndarray, mask: np.ndarray | None, z: int, title: str):
+    """Axial slice ``z``, coronal and sagittal views of a volume (X, Y, Z) with its lesion outline."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    show_volume_views(axes, image, mask, min(z, image.shape[2] - 1))
+    fig.suptitle(title)
+    return fig
+
+
+def panels_figure(data, index: int, panels: Mapping[str, Any]):
+    """:func:`plot_panels` of slice ``index`` in a new figure, one column per panel (N, 1, H, W)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(2.6 * (1 + len(panels)), 2.9))
+    plot_panels(axes, data, index, panels)
+    return fig
+
+
+def method_figure(data, index: int, method: str, maps: Any, threshold: float):
+    """Slice ``index`` with its outline, the method's map (N, 1, H, W) and the map ≥ ``threshold``
+    (its 95th in-brain percentile)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(8, 2.9))
+    plot_panels(axes[:2], data, index, {method: maps})
+    show_binary(axes[2], maps[index], threshold, data.masks[index], "top 5 % of in-brain values")
+    return fig
+
+
+def channel_figure(image: Any, channel_map: Any, channel: int):
+    """An input slice (1, H, W) next to one channel (h, w) of its feature map."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    show_image(axes[0], image, "input")
+    show_image(axes[1], channel_map, f"channel {channel}", vmin=None, vmax=None, cmap="viridis")
+    return fig
+
+
+def threshold_figure(data, maps: Any, index: int, scores: np.ndarray, labels: np.ndarray,
+                     threshold: float, dice: float, iou: float):
+    """Slice ``index`` of ``maps`` (N, 1, H, W), the map ≥ ``threshold`` and the histogram of the
+    pooled in-brain ``scores`` (P,) by ``labels`` (P,) bool, titled with the pooled Dice and IoU."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    show_map(axes[0], maps[index], "anomaly map", mask=data.masks[index])
+    show_binary(axes[1], maps[index], threshold, data.masks[index], f"map ≥ {threshold:.3f}")
+    plot_score_histogram(axes[2], scores, labels, threshold)
+    fig.suptitle(f"pooled in-brain Dice {dice:.3f}, IoU {iou:.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def ssim_terms_figure(patch: Any, altered: Any, terms: Mapping[str, float]):
+    """A patch (H, W), its altered copy (H, W) and a bar chart of ``terms`` (luminance, contrast,
+    structure, SSIM, l1)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+    show_image(axes[0], patch, "original")
+    show_image(axes[1], altered.clamp(0, 1), "altered")
+    names = ["luminance", "contrast", "structure", "SSIM", "l1"]
+    axes[2].bar(names, [terms[n] for n in names], color=["C0", "C1", "C2", "C3", "0.5"])
+    axes[2].set_ylim(min(0.0, *(terms[n] for n in names)) - 0.05, 1.05)
+    axes[2].axhline(1.0, color="k", lw=0.5)
+    fig.suptitle(f"luminance {terms['luminance']:.3f} · contrast {terms['contrast']:.3f} · "
+                 f"structure {terms['structure']:.3f} → SSIM {terms['SSIM']:.3f}; l1 {terms['l1']:.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def data_range_figure(amap: Any, data_range: float, spread: float, image: Any = None, mask: Any = None):
+    """FAE's 1 − SSIM map (1, h, w) for SSIM's data range L, next to its slice (1, H, W) with the lesion
+    outline (1, H, W) if given; ``spread`` is the features' max − min, shown in the title."""
+    import matplotlib.pyplot as plt
+
+    panels = 2 if image is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(3.5 * panels, 3.2), squeeze=False)
+    if image is not None:
+        show_image(axes[0, 0], image, "slice")
+        if mask is not None:
+            outline(axes[0, 0], mask)
+    show_map(axes[0, -1], amap, f"1 − SSIM, L = {data_range:.3g}", vmin=0.0)
+    fig.suptitle(f"L = {data_range:.3g} (features span {spread:.1f}): "
+                 f"C2 = {(0.03 * data_range) ** 2:.2e}; mean 1 − SSIM {float(amap.mean()):.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def ncc_figure(image: Any, restored: Any, amap: Any, mask: Any, window: int, inside: float, outside: float):
+    """A slice, its restoration and their 1 − NCC map, each (1, H, W), with the lesion outline ``mask``
+    (1, H, W) and the map's mean ``inside`` the lesion and ``outside`` it (in the brain) in the title."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    show_image(axes[0], image, "slice")
+    outline(axes[0], mask)
+    show_image(axes[1], restored, "restoration")
+    show_map(axes[2], amap, f"1 − NCC, window {window}", mask=mask, vmin=0.0)
+    fig.suptitle(f"window {window}: mean 1 − NCC in the lesion {inside:.3f}, "
+                 f"in normal brain {outside:.3f}")
+    fig.tight_layout()
+    return fig

@@ -84,7 +84,6 @@ def volume_browser(volumes: Mapping[str, tuple[np.ndarray, np.ndarray | None]], 
         Initial axial slice (default: the slice with the largest lesion area, else the middle).
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     names = list(volumes)
     if not names:
@@ -100,11 +99,7 @@ def volume_browser(volumes: Mapping[str, tuple[np.ndarray, np.ndarray | None]], 
             else first_img.shape[2] // 2
 
     def draw(name: str, z: int):
-        img, mask = volumes[name]
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-        viz.show_volume_views(axes, img, mask, min(z, img.shape[2] - 1))
-        fig.suptitle(name)
-        return fig
+        return viz.volume_figure(*volumes[name], z, name)
 
     return _run(draw, {"name": w.Dropdown(options=names),
                        "z": w.IntSlider(value=z, min=0, max=first_img.shape[2] - 1)},
@@ -124,16 +119,13 @@ def slice_browser(data, panels: Mapping[str, torch.Tensor], index: int | None = 
         Initial slice (default: the largest lesion).
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     _check_maps(data, panels)
     if index is None:
         index = _largest_lesion(data)
 
     def draw(index: int):
-        fig, axes = plt.subplots(1, 1 + len(panels), figsize=(2.6 * (1 + len(panels)), 2.9))
-        viz.plot_panels(axes, data, index, panels)
-        return fig
+        return viz.panels_figure(data, index, panels)
 
     return _run(draw, {"index": w.IntSlider(value=index, min=0, max=len(data) - 1)}, {"index": index})
 
@@ -141,7 +133,6 @@ def slice_browser(data, panels: Mapping[str, torch.Tensor], index: int | None = 
 def method_picker(data, maps: Mapping[str, torch.Tensor], index: int | None = None):
     """Pick a method and a slice: image with outline, the method's map and its 95th-percentile mask."""
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     _check_maps(data, maps)
     names = list(maps)
@@ -149,13 +140,10 @@ def method_picker(data, maps: Mapping[str, torch.Tensor], index: int | None = No
         index = _largest_lesion(data)
 
     def draw(method: str, index: int):
-        fig, axes = plt.subplots(1, 3, figsize=(8, 2.9))
         m = maps[method]
-        viz.plot_panels(axes[:2], data, index, {method: m})
         inside = data.brains > 0
         thr = float(torch.quantile(m[inside][:: max(1, int(inside.sum()) // 200_000)], 0.95))
-        viz.show_binary(axes[2], m[index], thr, data.masks[index], "top 5 % of in-brain values")
-        return fig
+        return viz.method_figure(data, index, method, m, thr)
 
     return _run(draw, {"method": w.Dropdown(options=names),
                        "index": w.IntSlider(value=index, min=0, max=len(data) - 1)},
@@ -173,18 +161,13 @@ def channel_browser(images: torch.Tensor, features: torch.Tensor, index: int = 0
         (N, C, h, w) feature maps of those slices.
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     if images.ndim != 4 or features.ndim != 4 or len(images) != len(features):
         raise InputError(f"expected images (N, 1, H, W) and features (N, C, h, w) with the same N, got "
                          f"{tuple(images.shape)} and {tuple(features.shape)}")
 
     def draw(index: int, channel: int):
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-        viz.show_image(axes[0], images[index], "input")
-        viz.show_image(axes[1], features[index, channel], f"channel {channel}", vmin=None, vmax=None,
-                       cmap="viridis")
-        return fig
+        return viz.channel_figure(images[index], features[index, channel], channel)
 
     return _run(draw, {"index": w.IntSlider(value=index, min=0, max=len(images) - 1),
                        "channel": w.IntSlider(value=0, min=0, max=features.shape[1] - 1)},
@@ -205,7 +188,6 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
         Initial threshold (default: the 95th percentile of in-brain map values).
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     from featureae_lite.core.metrics import dice_iou_at_threshold
 
@@ -220,13 +202,7 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
 
     def draw(threshold: float, index: int):
         dice, iou = dice_iou_at_threshold(scores, labels, threshold)
-        fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-        viz.show_map(axes[0], maps[index], "anomaly map", mask=data.masks[index])
-        viz.show_binary(axes[1], maps[index], threshold, data.masks[index], f"map ≥ {threshold:.3f}")
-        viz.plot_score_histogram(axes[2], scores, labels, threshold)
-        fig.suptitle(f"pooled in-brain Dice {dice:.3f}, IoU {iou:.3f}")
-        fig.tight_layout()
-        return fig
+        return viz.threshold_figure(data, maps, index, scores, labels, threshold, dice, iou)
 
     return _run(draw, {"threshold": w.FloatSlider(value=threshold, min=lo, max=hi, step=(hi - lo) / 200,
                                                   readout_format=".3f"),
@@ -255,17 +231,13 @@ def ssim_terms(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Mean luminance, contrast and structure terms, SSIM (window 11, data range 1) and l1 of two
     (H, W) patches, H, W > 11.
 
-    The terms are the per-pixel maps of :func:`featureae_lite.core.ssim.ssim_components`, averaged over the
-    interior pixels whose 11×11 window lies inside the patch (at the border the zero padding would mix
-    in statistics of the padding).
+    The terms are :func:`featureae_lite.core.ssim.interior_ssim_terms`: the per-pixel maps of
+    :func:`~featureae_lite.core.ssim.ssim_components` and :func:`~featureae_lite.core.ssim.ssim_map`,
+    averaged over the interior pixels whose 11×11 window lies inside the patch.
     """
-    from featureae_lite.core.ssim import ssim_components, ssim_map
+    from featureae_lite.core.ssim import interior_ssim_terms
 
-    a, b = x[None, None].float(), y[None, None].float()
-    core = (..., slice(5, -5), slice(5, -5))
-    lum, con, struc = (float(t[core].mean()) for t in ssim_components(a, b))
-    return {"luminance": lum, "contrast": con, "structure": struc, "SSIM": float(ssim_map(a, b)[core].mean()),
-            "l1": float((a - b).abs().mean())}
+    return {**interior_ssim_terms(x, y), "l1": float((x.float() - y.float()).abs().mean())}
 
 
 def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0.0, contrast: float = 1.0,
@@ -280,7 +252,6 @@ def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0
         Initial brightness shift, contrast scale (about the patch mean) and noise standard deviation.
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     patch = toy_patch() if patch is None else torch.as_tensor(patch, dtype=torch.float32)
     if patch.ndim != 2 or min(patch.shape) < 12:
@@ -288,18 +259,7 @@ def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0
 
     def draw(brightness: float, contrast: float, noise: float):
         y = altered_patch(patch, brightness, contrast, noise)
-        terms = ssim_terms(patch, y)
-        fig, axes = plt.subplots(1, 3, figsize=(10, 3), gridspec_kw={"width_ratios": [1, 1, 1.6]})
-        viz.show_image(axes[0], patch, "original")
-        viz.show_image(axes[1], y.clamp(0, 1), "altered")
-        names = ["luminance", "contrast", "structure", "SSIM", "l1"]
-        axes[2].bar(names, [terms[n] for n in names], color=["C0", "C1", "C2", "C3", "0.5"])
-        axes[2].set_ylim(min(0.0, *(terms[n] for n in names)) - 0.05, 1.05)
-        axes[2].axhline(1.0, color="k", lw=0.5)
-        fig.suptitle(f"luminance {terms['luminance']:.3f} · contrast {terms['contrast']:.3f} · "
-                     f"structure {terms['structure']:.3f} → SSIM {terms['SSIM']:.3f}; l1 {terms['l1']:.3f}")
-        fig.tight_layout()
-        return fig
+        return viz.ssim_terms_figure(patch, y, ssim_terms(patch, y))
 
     return _run(draw, {"brightness": w.FloatSlider(value=brightness, min=-0.4, max=0.4, step=0.02),
                        "contrast": w.FloatSlider(value=contrast, min=0.0, max=2.0, step=0.05),
@@ -309,13 +269,13 @@ def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0
 
 def feature_ssim_anomaly_map(features: torch.Tensor, reconstruction: torch.Tensor, data_range: float,
                              window_size: int = 5) -> torch.Tensor:
-    """FAE's map on the feature grid: channel mean of 1 − SSIM(reconstruction, features) with data
-    range ``data_range``, (N, C, h, w) → (N, 1, h, w)."""
-    from featureae_lite.core.ssim import ssim_map
+    """FAE's map on the feature grid with SSIM's data range ``data_range``: channel mean of
+    1 − SSIM(reconstruction, features), (N, C, h, w) → (N, 1, h, w), without gradient
+    (:func:`featureae_lite.models.fae.fae_anomaly_map`)."""
+    from featureae_lite.models.fae import fae_anomaly_map
 
     with torch.no_grad():
-        return (1 - ssim_map(reconstruction, features, window_size=window_size,
-                             data_range=data_range)).mean(1, keepdim=True)
+        return fae_anomaly_map(features, reconstruction, window_size=window_size, data_range=data_range)
 
 
 def data_range_explorer(features: torch.Tensor, reconstruction: torch.Tensor,
@@ -338,7 +298,6 @@ def data_range_explorer(features: torch.Tensor, reconstruction: torch.Tensor,
         Initial L (> 0).
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     if features.ndim != 4 or features.shape != reconstruction.shape:
         raise InputError(f"expected features and reconstruction of one (N, C, h, w) shape, got "
@@ -352,17 +311,8 @@ def data_range_explorer(features: torch.Tensor, reconstruction: torch.Tensor,
     def draw(data_range: float, index: int):
         amap = feature_ssim_anomaly_map(features[index:index + 1], reconstruction[index:index + 1],
                                         data_range, window_size)[0]
-        panels = 2 if images is not None else 1
-        fig, axes = plt.subplots(1, panels, figsize=(3.5 * panels, 3.2), squeeze=False)
-        if images is not None:
-            viz.show_image(axes[0, 0], images[index], "slice")
-            if masks is not None:
-                viz.outline(axes[0, 0], masks[index])
-        viz.show_map(axes[0, -1], amap, f"1 − SSIM, L = {data_range:.3g}", vmin=0.0)
-        fig.suptitle(f"L = {data_range:.3g} (features span {spread:.1f}): "
-                     f"C2 = {(0.03 * data_range) ** 2:.2e}; mean 1 − SSIM {float(amap.mean()):.3f}")
-        fig.tight_layout()
-        return fig
+        return viz.data_range_figure(amap, data_range, spread, None if images is None else images[index],
+                                     None if images is None or masks is None else masks[index])
 
     lo, hi = -2.0, float(np.log10(max(10 * spread, 10.0)))
     return _run(draw, {"data_range": w.FloatLogSlider(value=data_range, base=10, min=lo, max=hi, step=0.1),
@@ -385,7 +335,6 @@ def ncc_window_explorer(data, restored: torch.Tensor, window: int = 11, index: i
         Initial slice (default: the largest lesion).
     """
     import ipywidgets as w
-    import matplotlib.pyplot as plt
 
     from featureae_lite.models.patchsim import patch_similarity_map
 
@@ -401,17 +350,9 @@ def ncc_window_explorer(data, restored: torch.Tensor, window: int = 11, index: i
         x, y = data.images[index:index + 1], restored[index:index + 1]
         amap = patch_similarity_map(x, y, window=window, similarity="ncc")[0] * data.brains[index]
         lesion, brain = data.masks[index] > 0, data.brains[index] > 0
-        fig, axes = plt.subplots(1, 3, figsize=(9, 3))
-        viz.show_image(axes[0], x[0], "slice")
-        viz.outline(axes[0], data.masks[index])
-        viz.show_image(axes[1], y[0], "restoration")
-        viz.show_map(axes[2], amap, f"1 − NCC, window {window}", mask=data.masks[index], vmin=0.0)
         inside = float(amap[lesion].mean()) if lesion.any() else float("nan")
         outside = float(amap[brain & ~lesion].mean()) if (brain & ~lesion).any() else float("nan")
-        fig.suptitle(f"window {window}: mean 1 − NCC in the lesion {inside:.3f}, "
-                     f"in normal brain {outside:.3f}")
-        fig.tight_layout()
-        return fig
+        return viz.ncc_figure(x[0], y[0], amap, data.masks[index], window, inside, outside)
 
     top = size if size % 2 else size - 1
     return _run(draw, {"window": w.IntSlider(value=window, min=3, max=min(top, 41), step=2),

@@ -69,6 +69,46 @@ class FAEConfig(DetectorConfig):
     steps: int = 1500
 
 
+def ssim_distance(features: Tensor, reconstruction: Tensor, window_size: int = 5, data_range: float = 1.0
+                  ) -> Tensor:
+    """FAE's per-channel dissimilarity 1 − SSIM(f̂, f), (N, C, h, w) → (N, C, h, w).
+
+    Parameters
+    ----------
+    features, reconstruction : Tensor
+        (N, C, h, w) feature maps f and the autoencoder's reconstruction f̂ of them.
+    window_size : int
+        Odd size of SSIM's Gaussian window (5 in the reference).
+    data_range : float
+        SSIM's L (C1 = (0.01 L)², C2 = (0.03 L)²); 1 in the reference.
+    """
+    return 1 - ssim_map(reconstruction, features, window_size=window_size, data_range=data_range)
+
+
+def fae_anomaly_map(features: Tensor, reconstruction: Tensor, size: tuple[int, int] | None = None,
+                    window_size: int = 5, data_range: float = 1.0) -> Tensor:
+    """FAE's anomaly map: the channel mean of :func:`ssim_distance`.
+
+    Parameters
+    ----------
+    features, reconstruction : Tensor
+        (N, C, h, w) feature maps and their reconstruction.
+    size : tuple of int, optional
+        (H, W) of the images: the map is upsampled bilinearly (aligned corners) by
+        :func:`featureae_lite.core.maps.to_image_map`, as :meth:`FAE.anomaly_map` does; None keeps it
+        on the feature grid.
+    window_size, data_range
+        As in :func:`ssim_distance`.
+
+    Returns
+    -------
+    Tensor
+        (N, 1, H, W), or (N, 1, h, w) without ``size``.
+    """
+    distance = ssim_distance(features, reconstruction, window_size, data_range)
+    return distance.mean(1, keepdim=True) if size is None else to_image_map(distance, size)
+
+
 def _unit(conv: nn.Module, width: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(conv, nn.BatchNorm2d(width), nn.LeakyReLU(), nn.Dropout2d(dropout))
 
@@ -152,7 +192,7 @@ class FAE(Detector):
         rec = self.reconstruct(feats)
         if self.config.loss == "mse":
             return (feats - rec) ** 2
-        return 1 - ssim_map(rec, feats, window_size=self.config.ssim_window)
+        return ssim_distance(feats, rec, self.config.ssim_window)
 
     def loss(self, batch: Batch) -> Tensor:
         # −mean SSIM in the reference; 1 − mean SSIM has the same gradient.

@@ -1,0 +1,83 @@
+"""Checkers of the exercises of notebook ``06_perceptual_autoencoder``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from featureae_lite.course.exercises.helpers import _close, _gen, _is_nan, _number, value_and_grad
+from featureae_lite.course.exercises.registry import Wrong, exercise
+
+
+@exercise("06_perceptual_autoencoder", "the relative perceptual L1 with a detached denominator",
+          forbidden=("featureae_lite.models.dpa.relative_perceptual_loss",))
+def check_relative_perceptual_l1(fn: Callable, rng: np.random.Generator) -> None:
+    from featureae_lite.models.dpa import relative_perceptual_loss
+
+    g = _gen(rng)
+    shape = (int(rng.integers(2, 5)), int(rng.integers(2, 6)), 5, int(rng.integers(3, 7)))
+    fx, fy = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+    got, grad = value_and_grad(fn, (fx, fy), wrt=0)
+    den = fx.abs().flatten(1).mean(1)
+    _close(got, relative_perceptual_loss(fx, fy).detach(), "relative_perceptual_l1(fx, fy)",
+           "per sample: mean |fx − fy| / mean |fx|, shape (N,).")
+    if grad is None:
+        raise Wrong("your loss carries no gradient with respect to fx.",
+                    "compute it with torch operations on fx itself (detach only the denominator).")
+    want = torch.sign(fx - fy) / (den.view(-1, 1, 1, 1) * fx[0].numel())
+    _close(grad, want, "the gradient with respect to fx",
+           "the denominator must not carry gradient: compute mean |fx| on a copy of fx cut from the graph.")
+
+
+@exercise("06_perceptual_autoencoder", "choose a hyperparameter from validation results only")
+def check_choose_on_val(fn: Callable, rng: np.random.Generator) -> None:
+    for metric, key in (("val_auroc", "latent_dim"), ("val_ap", "lr")):
+        values = rng.permutation([16, 32, 64, 128, 256, 512])[: int(rng.integers(3, 7))]
+        rows = [{key: int(v), metric: float(rng.uniform(0.5, 0.9)),
+                 "test_auroc": float(rng.uniform(0.5, 0.9))} for v in values]
+        rows[int(rng.integers(len(rows)))][metric] = float("nan")
+        valid = [r for r in rows if not math.isnan(r[metric])]
+        want = max(valid, key=lambda r: r[metric])
+        got = fn([dict(r) for r in rows], metric)
+        if not isinstance(got, dict) or got.get(key) != want[key]:
+            raise Wrong(f"for metric {metric!r} expected the row with {key} {want[key]}, got {got!r}.",
+                        "leave out rows whose value is NaN and return the whole row with the highest value "
+                        "of the metric you are given, never a test column.")
+
+
+def _detection_rate(scores: np.ndarray, anomalous: np.ndarray, fpr: float) -> float:
+    keep = ~np.isnan(scores)
+    normal, positive = np.sort(scores[keep & ~anomalous])[::-1], scores[keep & anomalous]
+    if positive.size == 0:
+        return float("nan")
+    allowed = math.floor(fpr * normal.size)
+    return 1.0 if allowed >= normal.size else float((positive > normal[allowed]).mean())
+
+
+@exercise("06_perceptual_autoencoder",
+          "predict, then measure the share of anomalous slices flagged at a fixed false-alarm rate",
+          forbidden=("featureae_lite.core.metrics.threshold_at_fpr",
+                     "featureae_lite.core.metrics.dice_at_fpr",
+                     "sklearn.metrics.roc_curve"))
+def check_detection_rate_at_fpr(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("with k = the number of normal slices you may flag (fpr × their number, rounded down), any "
+            "threshold at or below the (k+1)-th highest normal score flags too many normal slices; so an "
+            "anomalous slice is flagged only when it scores strictly above that normal score. Ignore NaN "
+            "scores; with no anomalous slice the rate is undefined (NaN).")
+    for ties, few_normal in ((False, False), (False, True), (False, False), (True, False), (True, True)):
+        n = int(rng.integers(20, 120))
+        anomalous = rng.random(n) < (rng.uniform(0.75, 0.9) if few_normal else rng.uniform(0.2, 0.6))
+        anomalous[:2] = (True, False)
+        scores = rng.normal(0, 1, n) + rng.uniform(0, 2) * anomalous
+        if ties:  # edge case: many equal scores, some at the threshold
+            scores = np.round(scores * 2) / 2
+        scores[rng.random(n) < 0.1] = np.nan  # unscored slices
+        fpr = float(rng.choice([0.0, rng.uniform(0.02, 0.3)])) if ties else float(rng.uniform(0.02, 0.3))
+        what = f"the detection rate at fpr {fpr:.3g} ({int(anomalous.sum())} of {n} slices anomalous)"
+        _number(fn(scores.copy(), anomalous.copy(), fpr), _detection_rate(scores, anomalous, fpr), what, hint)
+    got = fn(rng.random(10), np.zeros(10, bool), 0.05)  # edge case: nothing to detect
+    if not _is_nan(got):
+        raise Wrong(f"with no anomalous slice the detection rate is undefined; you returned {got!r}.", hint)

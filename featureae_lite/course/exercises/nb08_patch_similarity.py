@@ -1,0 +1,84 @@
+"""Checkers of the exercises of notebook ``08_patch_similarity_scoring``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from featureae_lite.course.exercises.helpers import _close, _gen, _is_nan, _maps, _number
+from featureae_lite.course.exercises.registry import Wrong, exercise
+
+
+@exercise("08_patch_similarity_scoring", "normalised cross-correlation of two patches")
+def check_ncc(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    size = int(rng.integers(5, 12))
+    x = torch.rand(size, size, generator=g)
+    eps = float(10 ** rng.uniform(-5, -3))
+    for name, a, y in (("a brighter copy", x, rng.uniform(1.2, 3) * x + rng.uniform(0, 0.3)),
+                       ("a mirrored copy", x, x.flip(0)),
+                       ("a random patch", x, torch.rand(size, size, generator=g)),
+                       ("two flat patches", torch.zeros(size, size), torch.zeros(size, size))):
+        cov = ((a - a.mean()) * (y - y.mean())).mean()
+        want = (cov + eps) / torch.sqrt((a.var(unbiased=False) + eps) * (y.var(unbiased=False) + eps))
+        _number(fn(a, y, eps), float(want), f"ncc for {name}",
+                "NCC = (cov + eps) / sqrt((var_x + eps)(var_y + eps)) with population statistics.",
+                tol=1e-4)
+
+
+@exercise("08_patch_similarity_scoring", "a local NCC map with a square (box) window",
+          forbidden=("featureae_lite.models.patchsim.local_ncc",
+                     "featureae_lite.models.patchsim.patch_similarity_map"))
+def check_box_ncc_map(fn: Callable, rng: np.random.Generator) -> None:
+    g = _gen(rng)
+    size = int(rng.integers(12, 24))
+    x, y = torch.rand(2, 1, size, size, generator=g), torch.rand(2, 1, size, size, generator=g)
+    eps, w = float(10 ** rng.uniform(-5, -3)), int(rng.choice([3, 5, 7]))
+
+    def box(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(F.pad(t, (w // 2,) * 4, mode="reflect"), w, stride=1)
+
+    mx, my = box(x), box(y)
+    vx, vy, cov = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
+    want = (cov + eps) / torch.sqrt((vx.clamp_min(0) + eps) * (vy.clamp_min(0) + eps))
+    _close(fn(x, y, w, eps), want, f"box_ncc_map(x, y, {w}, {eps:.2g})",
+           "local means with F.avg_pool2d on reflect-padded input (pad w // 2 on every side, stride 1); "
+           "var = mean(x²) − mean(x)², cov = mean(xy) − mean(x)mean(y).", atol=1e-4)
+
+
+def _lesion_enrichment(maps: torch.Tensor, masks: torch.Tensor, brains: torch.Tensor) -> float:
+    maps = maps.double()
+    keep = (brains > 0) & torch.isfinite(maps)
+    lesion = keep & (masks > 0)
+    mass = float(maps[keep].sum())
+    if mass == 0 or int(lesion.sum()) == 0:
+        return float("nan")
+    return (float(maps[lesion].sum()) / mass) / (int(lesion.sum()) / int(keep.sum()))
+
+
+@exercise("08_patch_similarity_scoring", "predict, then measure how strongly a map concentrates on lesions")
+def check_lesion_enrichment(fn: Callable, rng: np.random.Generator) -> None:
+    hint = ("use only in-brain pixels whose map value is finite; enrichment = (mass on lesion pixels / "
+            "all mass) divided by (lesion pixels / all pixels), both over those pixels; return NaN when "
+            "the mass is 0 or no such pixel is a lesion.")
+    g = _gen(rng)
+    for _ in range(3):
+        n, size = int(rng.integers(2, 5)), int(rng.integers(12, 28))
+        maps, brains = _maps(g, n, size)
+        masks = torch.zeros_like(maps)
+        for m in masks:
+            top, left = (int(v) for v in rng.integers(size // 4, size // 2, size=2))
+            m[:, top:top + int(rng.integers(2, 6)), left:left + int(rng.integers(2, 6))] = 1
+        maps = maps + float(rng.uniform(-0.3, 1.0)) * masks
+        maps = maps.clamp_min(0) * float(rng.uniform(0.5, 3.0))
+        maps[torch.rand(maps.shape, generator=g) < 0.05] = float("nan")  # unscored pixels
+        _number(fn(maps.clone(), masks.clone(), brains.clone()), _lesion_enrichment(maps, masks, brains),
+                f"the lesion enrichment of a map of shape {tuple(maps.shape)}", hint, tol=1e-4)
+    for name, (m, k) in {"an all-zero map": (torch.zeros_like(maps), masks),
+                         "slices without lesion": (maps, torch.zeros_like(masks))}.items():
+        got = fn(m.clone(), k.clone(), brains.clone())
+        if not _is_nan(got):
+            raise Wrong(f"for {name} the enrichment is undefined (NaN); you returned {got!r}.", hint)
