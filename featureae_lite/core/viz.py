@@ -94,7 +94,7 @@ def gallery_figure(maps: Mapping[str, Any], data, indices: Sequence[int] | None 
     ----------
     maps : mapping
         method name → maps (N, 1, H, W) for every slice of ``data``.
-    data : SliceData
+    data : Batch
         The slices the maps belong to.
     indices : sequence of int, optional
         Which slices to show; default one per anomaly type (largest lesion).

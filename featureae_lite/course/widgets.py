@@ -111,7 +111,7 @@ def slice_browser(data, panels: Mapping[str, torch.Tensor], index: int | None = 
 
     Parameters
     ----------
-    data : SliceData
+    data : Batch
         Slices with masks; the first column shows the image and the ground-truth outline.
     panels : mapping
         title → tensor (N, 1, H, W) aligned with ``data``.
@@ -180,7 +180,7 @@ def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
 
     Parameters
     ----------
-    data : SliceData
+    data : Batch
         Slices with lesion and brain masks.
     maps : Tensor
         (N, 1, H, W) anomaly maps for ``data``.
@@ -325,7 +325,7 @@ def ncc_window_explorer(data, restored: torch.Tensor, window: int = 11, index: i
 
     Parameters
     ----------
-    data : SliceData
+    data : Batch
         Slices with lesion and brain masks.
     restored : Tensor
         (N, 1, H, W) restorations aligned with ``data``.
