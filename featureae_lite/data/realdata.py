@@ -105,6 +105,9 @@ def fetch_pyradiomics(out: str | os.PathLike, sdist: str | os.PathLike | None = 
     sdist : path-like, optional
         An sdist already on disk (checked against the expected SHA-256); default: download it from
         PyPI into ``out/.download``.
+    progress : bool
+        tqdm bars of the download and of the conversion; the same steps are logged at INFO level
+        (logger ``featureae_lite.data.realdata``).
 
     Returns
     -------
