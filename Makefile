@@ -25,11 +25,11 @@ run: $(STAMP)
 	$(BIN)/featureae-lite main
 
 test: $(STAMP)
-	$(BIN)/ruff check featureae_lite tests bench notebooks
+	$(BIN)/ruff check featureae_lite tests benchmarks notebooks
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.speed
+	$(BIN)/python benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -122,8 +122,9 @@ def test_commands_in_the_docs_exist(path):
     makefile = (ROOT / "Makefile").read_text()
     for target in re.findall(r"`make (\w+)`", text):
         assert re.search(rf"^{target}:", makefile, re.M), f"{path}: no make target {target}"
-    for module in re.findall(r"python -m (bench\.\w+)", text):
-        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), f"{path}: no {module}"
+    for script in re.findall(r"python (benchmarks/\w+\.py)", text):
+        assert (ROOT / script).is_file(), f"{path}: no {script}"
+    assert not re.search(r"python -m bench\b", text), f"{path}: bench/ is benchmarks/, run by path"
 
 
 @pytest.mark.parametrize("path", sorted(DOCS))

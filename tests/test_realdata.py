@@ -7,6 +7,7 @@ temporary folder; nothing is downloaded.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 
 import numpy as np
@@ -15,7 +16,8 @@ import pytest
 from featureae_lite.cli import main
 from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.nifti import load_volume
-from featureae_lite.data.realdata import convert_case, fetch_pyradiomics, read_nrrd
+from featureae_lite.data.nrrd_cases import convert_case, read_nrrd
+from featureae_lite.data.realdata import download_sdist, fetch_pyradiomics
 from featureae_lite.experiments.transfer import find_real_data, run_transfer, transfer_test
 
 SPACING = (3.0, 3.0, 8.0)
@@ -88,6 +90,31 @@ def test_fetch_real_rejects_a_wrong_sdist(tmp_path):
     fake.write_bytes(b"not the sdist")
     with pytest.raises(ValueError, match="SHA-256 differs"):
         fetch_pyradiomics(tmp_path / "out", sdist=fake, progress=False)
+
+
+def test_download_sdist_checks_the_hash_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """pooch's download, offline: its HTTP downloader is replaced by one that writes given bytes."""
+    import pooch
+
+    served = {"bytes": b"not the sdist", "calls": 0}
+
+    def fake_download(self, url, output_file, pooch_obj, check_only=False):
+        served["calls"] += 1
+        with open(output_file, "wb") as fh:
+            fh.write(served["bytes"])
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", fake_download)
+    good = b"the sdist"
+    source = {"filename": "x.tar.gz", "url": "https://example.invalid/x.tar.gz",
+              "sha256": hashlib.sha256(good).hexdigest()}
+    folder = tmp_path / "dl"
+    with pytest.raises(ValueError, match="x.tar.gz: SHA-256 [0-9a-f]{64} does not match the expected"):
+        download_sdist(folder, source, progress=False)
+    assert list(folder.iterdir()) == []  # the temporary file is gone, nothing named x.tar.gz
+    served["bytes"] = good
+    path = download_sdist(folder, source, progress=True)
+    assert path == folder / "x.tar.gz" and path.read_bytes() == good and served["calls"] == 2
+    assert download_sdist(folder, source, progress=False) == path and served["calls"] == 2  # reused
 
 
 def test_transfer_errors_are_one_line(tmp_path, capsys):

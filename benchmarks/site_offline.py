@@ -1,6 +1,6 @@
 """Open a rendered course site offline in headless Chromium: is its math typeset, does it load nothing remote?
 
-    python -m bench.site_offline SITE_OR_RUN [--out report.json]
+    python benchmarks/site_offline.py SITE_OR_RUN [--out report.json]
 
 SITE_OR_RUN is a rendered site (a folder with ``index.html``) or a finished run folder of
 ``featureae-lite notebooks`` (rendered into ``RUN/site`` first). For every page: the addresses it

@@ -1,6 +1,6 @@
 """FAE in float32 vs bfloat16 autocast, measured in one run on one cohort.
 
-    python -m bench.fae_precision [--quick] [--seconds S] [--repeats R] [--out FILE.json]
+    python benchmarks/fae_precision.py [--quick] [--seconds S] [--repeats R] [--out FILE.json]
 
 (a) Step time: FAE training steps (batch 32) alternately in float32 and with the autoencoder under
     bfloat16 autocast (SSIM statistics in float32), ``repeats`` rounds of 5 steps each; the median

@@ -1,6 +1,6 @@
 """Speed of the core against reference implementations, measured in one run.
 
-    python -m bench.speed [--quick] [--out FILE.json]
+    python benchmarks/speed.py [--quick] [--out FILE.json]
 
 (a) SSIM forward + backward on FAE-sized feature maps (32, 256, 32, 32), windows 5 and 11, and on
     image batches (32, 1, 128, 128), window 11:
