@@ -10,7 +10,7 @@ The package is layered, imports flowing one way downwards::
     experiments/  evaluation, checkpoints, benchmark, curves, transfer, tuning
     course/       session, notebook runner, figure checks, jobs, report, widgets, exercises, site
     grading/      student versions, grading in a sandbox
-    cli.py        the command line
+    cli/          the command line (parser, commands, main)
 
 The public face the notebooks use::
 

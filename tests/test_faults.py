@@ -126,7 +126,7 @@ CLI_FAULTS = [
     ("checkpoint with a wrong type", ["evaluate", "--checkpoint", "{ckpt:steps=many}"],
      "config option steps must be int, got 'many'"),
     ("checkpoint with a rejected value", ["evaluate", "--checkpoint", "{ckpt:score=median}"],
-     "score must be 'top10_mean' or 'max', got 'median'"),
+     "score must be one of top10_mean, max, got 'median'"),
     # issue 29
     ("notebooks --only ,", ["notebooks", "--quick", "--only", ","], "--only ',' names no notebook"),
     ("evaluate --out is the checkpoint",
@@ -198,21 +198,21 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_only_input_errors_become_one_line_others_keep_their_traceback(monkeypatch, capsys):
-    from featureae_lite import cli
+    from featureae_lite.cli import commands
 
     def fails(error):
         def command(args):
             raise error
         return command
 
-    monkeypatch.setattr(cli, "_cmd_synth", fails(InputError("--size: a deliberate check")))
+    monkeypatch.setattr(commands, "synth", fails(InputError("--size: a deliberate check")))
     assert main(["synth"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["featureae-lite synth: error: --size: a deliberate check"]
-    monkeypatch.setattr(cli, "_cmd_synth", fails(ValueError("operands could not be broadcast")))  # numpy's
+    monkeypatch.setattr(commands, "synth", fails(ValueError("operands could not be broadcast")))  # numpy's
     with pytest.raises(ValueError, match="could not be broadcast"):
         main(["synth"])
-    monkeypatch.setattr(cli, "_cmd_synth", fails(RuntimeError("a bug")))
+    monkeypatch.setattr(commands, "synth", fails(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
         main(["synth"])
 
@@ -222,14 +222,14 @@ def test_the_package_log_is_the_command_output(monkeypatch, capsys):
     one message a line as they were printed, and leaves the logging setup as it found it."""
     import logging
 
-    from featureae_lite import cli
+    from featureae_lite.cli import commands
 
     def command(args):
         logging.getLogger("featureae_lite.experiments.benchmark").info("%10s: pixel AP %.3f", "ae_l1", 0.5)
         logging.getLogger("featureae_lite.core.fileio").warning("waiting for another process")
         return 0
 
-    monkeypatch.setattr(cli, "_cmd_synth", command)
+    monkeypatch.setattr(commands, "synth", command)
     assert main(["synth"]) == 0
     out, err = capsys.readouterr()
     assert (out, err) == ("     ae_l1: pixel AP 0.500\n", "waiting for another process\n")

@@ -62,7 +62,7 @@ def test_wheel_ships_the_course_notebooks(tmp_path):
     notebooks = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert course == notebooks | {"expected_figures.json"}
     assert len(course) == 11
-    assert {"featureae_lite/cli.py", "featureae_lite/data/synth.py", "featureae_lite/models/fae.py",
+    assert {"featureae_lite/cli/__init__.py", "featureae_lite/data/synth.py", "featureae_lite/models/fae.py",
             "featureae_lite/course/resources/site_page.html.j2",
             "featureae_lite/course/resources/site_index.html.j2"} <= names
 
