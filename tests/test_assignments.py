@@ -23,8 +23,11 @@ from featureae_lite.cli import main
 from featureae_lite.course.exercises import EXERCISES, feedback
 from featureae_lite.course.notebooks import list_notebooks
 from featureae_lite.grading import assignments
-from featureae_lite.grading.assignments import BEGIN, grade, make_assignments, report_table, student_version
-from featureae_lite.grading.sandbox import _pids_cgroup, isolation_problem
+from featureae_lite.grading.assignments import grade
+from featureae_lite.grading.authoring import BEGIN, make_assignments, student_version
+from featureae_lite.grading.limits import pids_cgroup as _pids_cgroup
+from featureae_lite.grading.report import report_table
+from featureae_lite.grading.sandbox import isolation_problem
 
 NOTEBOOKS = list_notebooks()
 NO_ISOLATION = isolation_problem()  # None where submissions can be isolated (bubblewrap works)

@@ -191,7 +191,7 @@ def notebooks(args: argparse.Namespace) -> int:
 
 
 def assignments_make(args: argparse.Namespace) -> int:
-    from featureae_lite.grading.assignments import make_assignments
+    from featureae_lite.grading.authoring import make_assignments
 
     written = make_assignments(args.out, force=args.force)
     print(f"{len(written)} student notebooks written to {args.out}:")
@@ -201,7 +201,8 @@ def assignments_make(args: argparse.Namespace) -> int:
 
 
 def assignments_grade(args: argparse.Namespace) -> int:
-    from featureae_lite.grading.assignments import grade, report_table
+    from featureae_lite.grading.assignments import grade
+    from featureae_lite.grading.report import report_table
 
     reports = grade(args.notebooks, args.out, time_limit=args.time_limit, data_dir=args.data,
                     memory_limit_mb=args.memory_limit, file_size_limit_mb=args.file_size_limit,

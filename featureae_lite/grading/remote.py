@@ -15,39 +15,44 @@ in the worker's own process (the cell stops there with :class:`SubmissionExit`),
 defined before it is still graded; a worker that ends anyway is told apart from one stopped by the
 grader (:meth:`RemoteSession.exit_reason`).
 
-The channel is a folder of request/answer files: ``req-K.json`` + ``req-K.pt`` from the grader,
-``res-K.json`` (+ ``res-K.pt``) from the worker, each written under a temporary name and renamed.
-Values travel as ``torch.save`` files read back with ``torch.load(weights_only=True)``, which builds
-tensors, numbers, strings and containers only: an answer file cannot run code in the grader.
+The channel is a :func:`multiprocessing.Pipe` (a Unix socket pair). The worker inherits its end as a
+file descriptor through the sandbox (:meth:`Sandbox.run <featureae_lite.grading.sandbox.Sandbox.run>`
+``pass_fds``; the wrapper and bubblewrap leave inherited descriptors open, and a socket pair needs
+neither a network nor a path); the grader's end is never inherited by anything. Only byte strings
+travel (``send_bytes`` / ``recv_bytes``, never the pickling ``send`` / ``recv``): JSON headers, and
+values as ``torch.save`` data read back with ``torch.load(weights_only=True)``, which builds tensors,
+numbers, strings and containers only (:mod:`featureae_lite.grading.wire`), so an answer cannot run
+code in the grader; the grader reads no message larger than
+:data:`~featureae_lite.grading.wire.MAX_ANSWER_MB`. It waits for an answer on the channel and on the end of
+the worker's run at once (:func:`multiprocessing.connection.wait`), and stops the worker by closing
+its end. The worker starts with ``hello``, is sent the cells and the forbidden names, answers
+``ready`` once the cells ran, then one header (and, when it succeeded, the value) per call.
 
-Run as ``python -m featureae_lite.grading.remote FOLDER`` (the worker; started by :class:`RemoteSession`).
+Run as ``python -m featureae_lite.grading.remote FD`` (the worker; started by :class:`RemoteSession`).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import linecache
-import math
+import multiprocessing
 import os
-import re
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
-import numpy as np
 import torch
 
-from featureae_lite.grading.sandbox import Limits, Outcome, Sandbox
+from featureae_lite.grading.authoring import defined_functions
+from featureae_lite.grading.limits import Limits
+from featureae_lite.grading.sandbox import Outcome, Sandbox
+from featureae_lite.grading.wire import MAX_ANSWER_MB, dumps, loads, send_json
 
 PRELUDE = ("import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
            "import featureae_lite as fl\n")
-MAX_ANSWER_MB = 64  # an answer file larger than this is refused unread
-POLL = 0.005
 
 
 class RemoteError(Exception):
@@ -67,62 +72,6 @@ class SubmissionExit(BaseException):
 
 
 EXITED = "the submission exited the worker (os._exit) before grading finished"
-
-
-# -- values on the wire -----------------------------------------------------------------------------
-def encode(value: Any) -> Any:
-    """``value`` as tensors, numbers, strings and containers (numpy arrays tagged, to be restored).
-
-    Raises
-    ------
-    TypeError
-        For an object of another type (e.g. a function or a custom class).
-    """
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        items = [encode(v) for v in value]
-        return tuple(items) if isinstance(value, tuple) else items
-    if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
-    raise TypeError(f"an object of type {type(value).__name__} cannot be checked")
-
-
-def decode(value: Any) -> Any:
-    """Inverse of :func:`encode`."""
-    if isinstance(value, dict):
-        if set(value) == {"__ndarray__"}:
-            return value["__ndarray__"].numpy()
-        return {k: decode(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        items = [decode(v) for v in value]
-        return tuple(items) if isinstance(value, tuple) else items
-    return value
-
-
-def _write(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
-def _save(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    torch.save(encode(value), tmp)
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> Any:
-    size = path.stat().st_size
-    if size > MAX_ANSWER_MB * 2**20:
-        raise RemoteError("ValueError", f"the answer is {size / 2**20:.0f} MB, more than {MAX_ANSWER_MB} MB")
-    return decode(torch.load(path, weights_only=True))
 
 
 # -- the grader's side ------------------------------------------------------------------------------
@@ -190,28 +139,39 @@ class RemoteSession:
         self.outcome: Outcome | None = None
         self.ended_early = False  # the worker was gone before the grader asked it to stop
         self._closed = False
-        self._count = 0
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._conn: Connection | None = None  # the grader's end of the channel
+        self._ended: Connection | None = None  # readable (end of file) once the worker's run is over
 
     def __enter__(self) -> RemoteSession:
-        self.folder = Path(self.box.root) / f"rpc-{time.monotonic_ns()}"
-        self.folder.mkdir()
-        _write(self.folder / "cells.json", json.dumps(self.cells))
-        _write(self.folder / "forbidden.json", json.dumps(self.forbidden))
-        cmd = [sys.executable, "-m", "featureae_lite.grading.remote", str(self.folder)]
+        self._conn, worker_end = multiprocessing.Pipe()
+        self._ended, ended = multiprocessing.Pipe(duplex=False)
+        fd = worker_end.fileno()
+        cmd = [sys.executable, "-m", "featureae_lite.grading.remote", str(fd)]
 
         def run() -> None:
-            self.outcome = self.box.run(cmd, self.limits, self.extra_env, self._cancel)
+            try:
+                self.outcome = self.box.run(cmd, self.limits, self.extra_env, self._cancel, pass_fds=(fd,))
+            finally:
+                ended.close()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
-        try:  # the cells run until they finish or the worker's wall-clock limit stops them
-            ready = self._wait(self.folder / "ready.json", None)
+        try:
+            try:  # the worker has started (and holds its end) once it says hello
+                self._receive(None)
+            finally:
+                worker_end.close()
+            try:
+                send_json(self._conn, {"cells": self.cells, "forbidden": list(self.forbidden)})
+            except OSError:  # the worker's end is closed: it is gone
+                raise self._gone() from None
+            # the cells run until they finish or the worker's wall-clock limit stops them
+            info = json.loads(self._receive(None))
         except BaseException:
             self.__exit__()
             raise
-        info = json.loads(ready.read_text())
         self.cell_errors, self.defined = info["errors"], set(info["defined"])
         self._note_forbidden(info)
         return self
@@ -220,11 +180,14 @@ class RemoteSession:
         if self._thread is not None and not self._thread.is_alive():
             self.ended_early = True
         self._closed = True
-        _write(self.folder / "stop", "")
+        if self._conn is not None:
+            self._conn.close()  # the worker's next read ends it
         if self._thread is not None:
             self._thread.join(timeout=2.0)  # a worker stuck in the learner's code is stopped
             self._cancel.set()
             self._thread.join()
+        if self._ended is not None:
+            self._ended.close()
 
     def _note_forbidden(self, info: dict) -> None:
         self.forbidden_calls += [n for n in info.get("forbidden", []) if n not in self.forbidden_calls]
@@ -249,23 +212,50 @@ class RemoteSession:
         """The learner's function ``name`` (calls fail with ``NameError`` when it is not defined)."""
         return RemoteFunction(self, name)
 
-    def _wait(self, path: Path, timeout: float | None) -> Path:
-        deadline = time.monotonic() + (timeout if timeout is not None else math.inf)
-        while not path.exists():
-            if self._thread is None or not self._thread.is_alive():
-                raise WorkerGone("the worker stopped")
-            if time.monotonic() > deadline:
-                raise WorkerGone(f"no answer within {timeout:.0f} s")
-            time.sleep(POLL)
-        return path
+    def _gone(self) -> WorkerGone:
+        """The worker's end of the channel is closed: wait until its run is over (so that
+        :meth:`exit_reason` knows how it ended; bounded by its wall-clock limit)."""
+        if self._thread is not None:
+            self._thread.join()
+        return WorkerGone("the worker stopped")
+
+    def _receive(self, timeout: float | None) -> bytes:
+        """The worker's next message (at most :data:`MAX_ANSWER_MB`), waiting ``timeout`` seconds at most
+        (None: until the worker's run is over).
+
+        Raises
+        ------
+        WorkerGone
+            The worker's run ended, the worker sent too large a message, or ``timeout`` passed.
+        """
+        if self._conn is None or self._conn.closed or self._ended is None:
+            raise WorkerGone("the worker stopped")
+        ready = wait([self._conn, self._ended], timeout)
+        if self._conn in ready:  # a message, or the end of the channel
+            try:
+                return self._conn.recv_bytes(MAX_ANSWER_MB * 2**20)
+            except EOFError:
+                raise self._gone() from None
+            except OSError:  # longer than allowed: refused unread (the connection is closed)
+                raise WorkerGone(f"sent a message of more than {MAX_ANSWER_MB} MB") from None
+        if ready:  # the run is over
+            raise self._gone()
+        raise WorkerGone(f"no answer within {timeout:.0f} s")
 
     def call(self, name: str, args: tuple, grad: int | None) -> Any:
         """Call ``name(*args)`` in the worker (with the gradient of ``args[grad]`` when not None)."""
-        k, self._count = self._count, self._count + 1
-        _save(self.folder / f"req-{k}.pt", args)
-        _write(self.folder / f"req-{k}.json", json.dumps({"name": name, "grad": grad}))
         try:
-            answer = json.loads(self._wait(self.folder / f"res-{k}.json", self.call_timeout).read_text())
+            if self._conn is None or self._conn.closed:
+                raise WorkerGone("the worker stopped")
+            try:
+                send_json(self._conn, {"name": name, "grad": grad})
+                self._conn.send_bytes(dumps(args))
+            except OSError:  # the worker's end is closed: it is gone
+                raise self._gone() from None
+            answer = json.loads(self._receive(self.call_timeout))
+            value = None
+            if answer["ok"] and answer["size"] <= MAX_ANSWER_MB * 2**20:
+                value = self._receive(self.call_timeout)
         except WorkerGone as err:
             if "no answer" not in str(err) and self.exit_reason():
                 raise RemoteError("WorkerGone", f"{name}(): {self.exit_reason()}") from None
@@ -277,21 +267,16 @@ class RemoteSession:
             if answer["ename"] == "NotImplementedError":
                 raise NotImplementedError(answer["evalue"])
             raise RemoteError(answer["ename"], answer["evalue"])
-        return _load(self.folder / f"res-{k}.pt")
+        if value is None:
+            size = answer["size"]
+            raise RemoteError("ValueError",
+                              f"the answer is {size / 2**20:.0f} MB, more than {MAX_ANSWER_MB} MB")
+        return loads(value)
 
 
 # -- the worker's side (runs the learner's code) ----------------------------------------------------
 def _error(err: BaseException) -> dict[str, Any]:
     return {"ename": type(err).__name__, "evalue": str(err), "traceback": traceback.format_exception(err)}
-
-
-def defined_functions(source: str) -> list[str]:
-    """Names of the top-level functions a cell defines (a regex fallback when it does not parse)."""
-    try:
-        body = ast.parse(source).body
-    except SyntaxError:
-        return re.findall(r"^def (\w+)\(", source, flags=re.M)
-    return [n.name for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
 
 
 def _answer(fn: Callable, args: tuple, grad: int | None) -> Any:
@@ -302,15 +287,28 @@ def _answer(fn: Callable, args: tuple, grad: int | None) -> Any:
     return value_and_grad(fn, args, grad)
 
 
-def worker_main(folder: str) -> int:
-    """Execute the solution cells of ``folder/cells.json`` and answer requests until ``stop``."""
+def worker_main(fd: int) -> int:
+    """Execute the solution cells the grader sends over the channel ``fd`` and answer its calls until
+    it closes the channel.
+
+    Parameters
+    ----------
+    fd : int
+        The worker's end of the :func:`multiprocessing.Pipe` (inherited from the grader).
+
+    Returns
+    -------
+    int
+        0, the exit status.
+    """
     from featureae_lite.course.exercises import arm_tripwires
 
-    folder_path, pid = Path(folder), os.getpid()
+    conn, pid = Connection(fd), os.getpid()
+    send_json(conn, "hello")
+    setup = json.loads(conn.recv_bytes())
     namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(PRELUDE, "<prelude>", "exec"), namespace)
-    forbidden = folder_path / "forbidden.json"
-    calls = arm_tripwires(tuple(json.loads(forbidden.read_text())) if forbidden.exists() else ())
+    calls = arm_tripwires(tuple(setup["forbidden"]))
     real_exit = os._exit
 
     def refuse_exit(status: int = 0) -> None:
@@ -321,7 +319,7 @@ def worker_main(folder: str) -> int:
 
     os._exit = refuse_exit  # type: ignore[assignment]
     errors = []
-    for i, source in enumerate(json.loads((folder_path / "cells.json").read_text()), start=1):
+    for i, source in enumerate(setup["cells"], start=1):
         filename = f"<solution cell {i}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks
         try:
@@ -331,31 +329,30 @@ def worker_main(folder: str) -> int:
                 real_exit(0)
             errors.append({"cell": i, "names": defined_functions(source), **_error(err)})
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
-    _write(folder_path / "ready.json", json.dumps({"errors": errors, "defined": defined,
-                                                   "forbidden": sorted(set(calls))}))
-    k = 0
-    while not (folder_path / "stop").exists():
-        request = folder_path / f"req-{k}.json"
-        if not request.exists():
-            time.sleep(POLL)
-            continue
-        spec = json.loads(request.read_text())
+    send_json(conn, {"errors": errors, "defined": defined, "forbidden": sorted(set(calls))})
+    while True:
+        try:
+            spec, args = json.loads(conn.recv_bytes()), conn.recv_bytes()
+        except EOFError:  # the grader closed the channel: grading is over
+            return 0
         reply: dict[str, Any] = {"ok": True}
+        value = b""
         try:
             fn = namespace.get(spec["name"])
             if not callable(fn):
                 raise NameError(f"no function {spec['name']}() is defined by your solution cells")
-            _save(folder_path / f"res-{k}.pt", _answer(fn, decode(torch.load(folder_path / f"req-{k}.pt")),
-                                                       spec["grad"]))
+            value = dumps(_answer(fn, loads(args), spec["grad"]))
         except BaseException as err:  # any failure of the learner's function is its answer
             if os.getpid() != pid:
                 real_exit(0)
             reply = {"ok": False, **_error(err)}
         reply["forbidden"] = sorted(set(calls))
-        _write(folder_path / f"res-{k}.json", json.dumps(reply))
-        k += 1
-    return 0
+        if reply["ok"]:
+            reply["size"] = len(value)
+        send_json(conn, reply)
+        if reply["ok"] and len(value) <= MAX_ANSWER_MB * 2**20:  # a larger one the grader refuses
+            conn.send_bytes(value)
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1]))
+    sys.exit(worker_main(int(sys.argv[1])))
