@@ -27,6 +27,7 @@ from featureae_lite.core import presets
 from featureae_lite.core.device import describe, resolve_device
 from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import write_atomic
+from featureae_lite.data.batch import Batch
 from featureae_lite.data.dataset import load_split
 from featureae_lite.data.layouts import discover_subjects
 from featureae_lite.data.splits import TEST_LAYOUTS, load_cohort_splits
@@ -91,7 +92,7 @@ class TransferTest:
 
     results: dict[str, Any]
     meta: dict[str, Any]
-    real: Any
+    real: Batch
     detectors: dict[str, Detector]
 
     def table(self):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from featureae_lite.course.exercises.registry import Wrong
+from featureae_lite.models.registry import available_methods
 
 
 def _gen(rng: np.random.Generator) -> torch.Generator:
@@ -63,7 +64,7 @@ def _count(got: Any, want: int, what: str, hint: str) -> None:
     _number(got, float(want), what, hint)
 
 
-_METHOD_NAMES = ("random", "threshold", "ae_l1", "vae", "ae_ssim", "fae", "dpa", "proxyano", "patchsim")
+_METHOD_NAMES = tuple(available_methods())  # the registry's table order: random, threshold, ae_l1, …
 
 
 def _maps(g: torch.Generator, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
