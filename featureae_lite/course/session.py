@@ -17,6 +17,7 @@ from typing import Any
 
 from featureae_lite.core.errors import InputError
 from featureae_lite.core.presets import Preset, preset
+from featureae_lite.data.batch import Batch
 from featureae_lite.models.base import AnomalyOutput, Detector
 
 
@@ -43,9 +44,9 @@ class Session:
     preset: Preset
     seed: int
     data_dir: str | None
-    train: Any
-    val: Any
-    test: Any
+    train: Batch
+    val: Batch
+    test: Batch
     cohort: Path
     device: str = "cpu"
     _detectors: dict[str, Detector] = field(default_factory=dict, repr=False)
