@@ -67,6 +67,27 @@ def test_every_notebook_runs_headless_and_records_figures(quick_run, _isolated_h
     assert (_isolated_home / "ipython" / "profile_default").is_dir()
 
 
+METHOD_NOTEBOOKS = ("01", "02", "04", "06", "07", "08")
+
+
+@pytest.mark.slow
+def test_method_notebooks_show_the_network_and_a_training_step_by_hand(quick_run):
+    """Each method's notebook shows its network's layer table (torchinfo), the library's source of
+    its loss, and runs forward, loss, backward and an optimiser step by hand, with a figure."""
+    for prefix in METHOD_NOTEBOOKS:
+        (path,) = [p for p in NOTEBOOKS if p.name.startswith(f"{prefix}_")]
+        cells = [c for c in nbformat.read(quick_run / path.name, as_version=4).cells if c.cell_type == "code"]
+
+        def shown(cell):
+            return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
+                           + "".join(o.get("data", {}).get("text/html", "")) for o in cell.outputs)
+
+        assert any("Total params" in shown(c) and "Output Shape" in shown(c) for c in cells), path.name
+        assert any("def loss(self" in shown(c) for c in cells), f"{path.name}: no loss source shown"
+        (by_hand,) = [c for c in cells if "loss.backward()" in c.source and "optimiser.step()" in c.source]
+        assert any("image/png" in o.get("data", {}) for o in by_hand.outputs), path.name
+
+
 @pytest.mark.slow
 def test_notebook_01_runs_the_transfer_test_on_a_fetched_real_set(quick_run, quick_data_dir):
     figures = json.loads((quick_run / "01_l1_residual_autoencoder.json").read_text())

@@ -37,12 +37,15 @@ def test_compare_says_overlapping_intervals_do_not_tell_methods_apart(results):
     assert "(pixel AP 0.090 vs 0.035)" in overall and "on `" not in overall
     assert "overlapping — this test set does not tell them apart" in overall
     behind = report.compare(results, "fae", "ae_l1", on="tumor")
-    assert "is 0.7× **ae_l1**" in behind and "**ae_l1** ahead" in behind and "overlapping" in behind
+    assert "is 0.7× **ae_l1**" in behind and "— indistinguishable; 95 % intervals" in behind
+    assert "ahead" not in behind and "ahead" not in overall and "overlapping" in behind
 
 
-def test_compare_without_intervals_makes_no_interval_claim(results):
+def test_compare_without_intervals_calls_them_indistinguishable(results):
     text = report.compare(results, "ae_l1", "random", on="structural")
-    assert text == "**ae_l1** is 3.0× **random** on `structural` (pixel AP 0.012 vs 0.004) — **ae_l1** ahead."
+    assert text == ("**ae_l1** is 3.0× **random** on `structural` (pixel AP 0.012 vs 0.004) — "
+                    "indistinguishable: **ae_l1** is higher, but no interval was measured, so nothing says "
+                    "the test set tells them apart.")
     plain = report.compare({"a": 0.2, "b": 0.2}, "a", "b", label="AP")
     assert plain == "**a** is 1.0× **b** (AP 0.200 vs 0.200) — equal."
     given = report.compare({"a": 3.0, "b": 1.0}, "a", "b", label="x", ci={"a": (2.5, 3.5), "b": (0.5, 1.5)})
@@ -54,7 +57,7 @@ def test_compare_handles_missing_and_zero_values(results):
     assert "one of them was not measured" in report.compare(results, "random", "fae", on="tumor")
     assert "∞×" in report.compare({"a": 0.1, "b": 0.0}, "a", "b")
     close = report.compare({"a": 0.0193, "b": 0.0191}, "a", "b")  # more decimals where 3 would tie
-    assert "(pixel AP 0.0193 vs 0.0191) — **a** ahead." in close
+    assert "(pixel AP 0.0193 vs 0.0191) — indistinguishable: **a** is higher" in close
     with pytest.raises(KeyError, match="'vae' is not among"):
         report.compare(results, "vae", "fae")
 
@@ -76,7 +79,8 @@ def test_ranking_names_the_winner_and_whether_its_lead_holds(results):
     overall = report.ranking(results, exclude=["random"])
     assert "overlaps ae_l1's" in overall and "does not show it better" in overall
     assert report.ranking({"a": 1.0, "b": 2.0, "c": float("nan")}) == \
-        "Highest pixel AP: **b** (2.000), then a (1.000) — 2.0× the runner-up."
+        ("Highest pixel AP: **b** (2.000), then a (1.000) — 2.0× the runner-up; no interval was measured, "
+         "so nothing says the lead holds.")
     assert report.ranking({"a": float("nan")}) == "No pixel AP was measured."
     close = report.ranking({"a": 0.0021, "b": 0.0024})
     assert close.startswith("Highest pixel AP: **b** (0.0024), then a (0.0021)")

@@ -142,19 +142,16 @@ def _where(on: str | None) -> str:
     return "" if on in (None, "overall") else f" on `{on}`"
 
 
-def _ci_clause(ia: Interval | None, ib: Interval | None) -> str:
-    if ia is None or ib is None:
-        return ""
-    text = f"; 95 % intervals [{ia[0]:.3f}, {ia[1]:.3f}] vs [{ib[0]:.3f}, {ib[1]:.3f}]: "
-    return text + ("apart — this test set tells them apart." if intervals_apart(ia, ib)
-                   else "overlapping — this test set does not tell them apart.")
+def _ci_clause(ia: Interval, ib: Interval) -> str:
+    return f"95 % intervals [{ia[0]:.3f}, {ia[1]:.3f}] vs [{ib[0]:.3f}, {ib[1]:.3f}]"
 
 
 def compare(source: Any, a: str, b: str, on: str | None = None, metric: str = "pixel_ap",
             ci: Mapping[str, Interval] | None = None, label: str | None = None) -> Reading:
-    """One sentence comparing ``a`` with ``b``: the factor, both values, and — with intervals —
-    whether the test set tells them apart. Values are shown with 3 decimals, more (up to 6) where
-    two different values would otherwise look equal.
+    """One sentence comparing ``a`` with ``b``: the factor, both values, and whether the test set tells
+    them apart: "ahead" only where both 95 % intervals were measured and do not overlap, otherwise
+    "indistinguishable" (overlapping intervals, or none measured). Values are shown with 3 decimals,
+    more (up to 6) where two different values would otherwise look equal.
 
     Parameters
     ----------
@@ -174,21 +171,28 @@ def compare(source: Any, a: str, b: str, on: str | None = None, metric: str = "p
     Returns
     -------
     Reading
-        E.g. "**fae** is 2.7× **ae_l1** on `structural` (pixel AP 0.033 vs 0.012) — **fae** ahead."
+        E.g. "**fae** is 2.7× **ae_l1** on `structural` (pixel AP 0.033 vs 0.012) — **fae** ahead; 95 %
+        intervals [0.020, 0.051] vs [0.005, 0.019]: apart — this test set tells them apart."
     """
     va, vb = value_of(source, a, on, metric), value_of(source, b, on, metric)
     name = label or _METRIC_NAMES.get(metric, metric)
     digits = _digits(va, vb)
     head = f"**{a}** is {fold(va, vb)} **{b}**{_where(on)} ({name} {_fmt(va, digits)} vs {_fmt(vb, digits)})"
+    ia, ib = interval_of(source, a, on, metric, ci), interval_of(source, b, on, metric, ci)
+    higher = a if va > vb else b
     if math.isnan(va) or math.isnan(vb):
         verdict = " — one of them was not measured."
     elif va == vb:
         verdict = " — equal."
+    elif ia is None or ib is None:
+        verdict = (f" — indistinguishable: **{higher}** is higher, but no interval was measured, so "
+                   "nothing says the test set tells them apart.")
+    elif intervals_apart(ia, ib):
+        verdict = f" — **{higher}** ahead; {_ci_clause(ia, ib)}: apart — this test set tells them apart."
     else:
-        verdict = f" — **{a if va > vb else b}** ahead."
-    ia, ib = interval_of(source, a, on, metric, ci), interval_of(source, b, on, metric, ci)
-    clause = _ci_clause(ia, ib)
-    return Reading(head + (verdict[:-1] + clause if clause else verdict))
+        verdict = (f" — indistinguishable; {_ci_clause(ia, ib)}: overlapping — this test set does not "
+                   "tell them apart.")
+    return Reading(head + verdict)
 
 
 def ranking(source: Any, on: str | None = None, metric: str = "pixel_ap", exclude: Iterable[str] = (),
@@ -232,6 +236,8 @@ def ranking(source: Any, on: str | None = None, metric: str = "pixel_ap", exclud
                      if intervals_apart(ia, ib) else
                      f"; its 95 % interval [{ia[0]:.3f}, {ia[1]:.3f}] overlaps {second}'s "
                      f"[{ib[0]:.3f}, {ib[1]:.3f}], so this test set does not show it better")
+        else:
+            text += "; no interval was measured, so nothing says the lead holds"
     return Reading(text + ".")
 
 

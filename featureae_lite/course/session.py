@@ -52,12 +52,17 @@ class Session:
     _detectors: dict[str, Detector] = field(default_factory=dict, repr=False)
     _outputs: dict[str, tuple[AnomalyOutput, float]] = field(default_factory=dict, repr=False)
 
+    def config(self, method: str, **overrides: Any) -> dict[str, Any]:
+        """The course config of ``method``: the preset's image size, the seed, the preset's budget,
+        then ``overrides``."""
+        return {"image_size": self.preset.image_size, "seed": self.seed,
+                **self.preset.overrides(method), **overrides}
+
     def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
         """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
         from featureae_lite.experiments.checkpoints import train_or_load
 
-        cfg = {"image_size": self.preset.image_size, "seed": self.seed,
-               **self.preset.overrides(method), **overrides}
+        cfg = self.config(method, **overrides)
         key = f"{method}:{sorted(cfg.items())}"
         if key not in self._detectors:
             ckpt = Path(self.data_dir) / "checkpoints" if self.data_dir else None
