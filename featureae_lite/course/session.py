@@ -55,8 +55,9 @@ class Session:
     def config(self, method: str, **overrides: Any) -> dict[str, Any]:
         """The course config of ``method``: the preset's image size, the seed, the preset's budget,
         then ``overrides``."""
-        return {"image_size": self.preset.image_size, "seed": self.seed,
-                **self.preset.overrides(method), **overrides}
+        from featureae_lite.models.registry import preset_config
+
+        return {**preset_config(self.preset, method, self.seed), **overrides}
 
     def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
         """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
