@@ -204,6 +204,19 @@ def plot_score_histogram(ax, scores: np.ndarray, labels: np.ndarray, threshold: 
 
 
 # -- the figures of the course widgets (featureae_lite.course.widgets wires controls to them) ----
+def by_hand_figure(losses: Sequence[float], before: Any, after: Any, mask: Any = None):
+    """The loss of a few training steps taken by hand, and one slice's anomaly map (H, W) before and
+    after them, with the lesion outlined (``mask``, H × W)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    axes[0].plot(np.arange(1, len(losses) + 1), losses)
+    axes[0].set(xlabel="step", ylabel="loss", title=f"{len(losses)} steps by hand")
+    show_map(axes[1], before, "map before training", mask=mask)
+    show_map(axes[2], after, f"map after {len(losses)} steps", mask=mask)
+    return fig
+
+
 def volume_figure(image: np.ndarray, mask: np.ndarray | None, z: int, title: str):
     """Axial slice ``z``, coronal and sagittal views of a volume (X, Y, Z) with its lesion outline."""
     import matplotlib.pyplot as plt

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from featureae_lite.course.session import Session
+from featureae_lite.data.batch import Batch
 from featureae_lite.models.base import Detector
 from featureae_lite.models.registry import create_detector
 
@@ -23,6 +24,16 @@ def untrained(session: Session, method: str, **overrides: Any) -> Detector:
     """A fresh, untrained detector with the course config of ``method`` (:meth:`Session.config`),
     on the session's device: the network the course model starts from."""
     return create_detector(method, **session.config(method, **overrides)).to_device(session.device)
+
+
+def practice(detector: Detector, session: Session, n: int = 256) -> tuple[Batch, Batch]:
+    """What a by-hand training needs: the first ``n`` training slices prepared the way the method trains
+    on them (its training-set statistics fitted, as the loop does) and the test slice with the most
+    lesion pixels, to watch the map on."""
+    inputs = detector.prepare(session.train[:n].unlabelled())
+    detector.fit_statistics(inputs)
+    j = int(session.test.masks.flatten(1).sum(1).argmax())
+    return inputs, session.test[j:j + 1]
 
 
 def layer_table(module: nn.Module, example: Tensor, depth: int = 3) -> Any:
