@@ -105,3 +105,15 @@ def test_chance_says_at_or_below_chance_from_the_auroc():
     assert "**spatial**: pixel AUROC 0.461 — at or below chance (0.5)." in rows[0]
     assert "above chance" in rows[1] and "at or below chance" in rows[2] and "not measured" in rows[3]
     assert "above chance" in report.chance(results, ["spatial"], on="tumor")
+
+
+def test_versus_paper_says_when_an_ablation_reverses_the_paper():
+    values = {"reference": 0.10, "MSE loss": 0.19, "untrained": 0.05}
+    reversed_ = report.versus_paper(values, "MSE loss", "reference", "MSE ≈ 0.19 vs SSIM ≈ 0.53")
+    assert "**reverses** the paper's order" in reversed_ and "noise" in reversed_
+    agrees = report.versus_paper(values, "untrained", "reference", "untrained ≈ 0.25")
+    assert "agrees with the paper's order" in agrees and "reverses" not in agrees
+    apart = report.versus_paper(values, "MSE loss", "reference", "p", ci={"MSE loss": (0.15, 0.2),
+                                                                           "reference": (0.05, 0.12)})
+    assert "reverses" in apart and "noise" not in apart
+    assert "cannot say" in report.versus_paper({"a": 0.1, "b": 0.1}, "a", "b", "p")

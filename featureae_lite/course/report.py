@@ -291,3 +291,40 @@ def chance(source: Any, names: Iterable[str], on: str | None = None, level: floa
                    f"at or below chance ({level:g})" if v <= level else f"above chance ({level:g})")
         out.append(f"**{name}**: pixel AUROC{_where(on)} {_fmt(v)} — {verdict}.")
     return lines(*out)
+
+
+def versus_paper(source: Any, variant: str, reference: str, paper: str, paper_lower: bool = True,
+                 on: str | None = None, metric: str = "pixel_ap",
+                 ci: Mapping[str, Interval] | None = None) -> Reading:
+    """Compare an ablation ``variant`` with its ``reference`` and say whether this run agrees with the
+    paper's ordering or reverses it.
+
+    Parameters
+    ----------
+    source : mapping or DataFrame
+        Results, values or a per-type table (see the module docstring).
+    variant, reference : str
+        The ablation and the unchanged method.
+    paper : str
+        What the paper reported, in words (e.g. ``"MSE ≈ 0.19 vs SSIM ≈ 0.53 AP"``).
+    paper_lower : bool
+        True when the paper found the variant *below* the reference.
+    on, metric, ci
+        As in :func:`compare`.
+
+    Returns
+    -------
+    Reading
+        :func:`compare`'s sentence, then "The paper: …; this run agrees / reverses the paper's order",
+        and — unless the intervals are apart — that the test set does not show the difference.
+    """
+    head = compare(source, variant, reference, on=on, metric=metric, ci=ci)
+    va, vr = value_of(source, variant, on, metric), value_of(source, reference, on, metric)
+    if math.isnan(va) or math.isnan(vr) or va == vr:
+        return Reading(f"{head} The paper: {paper}; this run cannot say whether it agrees.")
+    agrees = (va < vr) == paper_lower
+    ia, ir = interval_of(source, variant, on, metric, ci), interval_of(source, reference, on, metric, ci)
+    shown = ia is not None and ir is not None and intervals_apart(ia, ir)
+    order = "agrees with the paper's order" if agrees else "**reverses** the paper's order"
+    caveat = "" if shown else " — by the point estimates only; nothing here shows the difference is more than noise"
+    return Reading(f"{head} The paper: {paper}; this run {order}{caveat}.")
