@@ -22,7 +22,7 @@ The public face the notebooks use::
 from featureae_lite.core import features, metrics, ssim, viz
 from featureae_lite.core.presets import preset
 from featureae_lite.course import analysis, exercises, inside, report, widgets
-from featureae_lite.course.figures import record_figures
+from featureae_lite.course.figures import record_figures, result_figures
 from featureae_lite.course.session import Session, start
 from featureae_lite.experiments import evaluation, transfer
 from featureae_lite.experiments.evaluation import evaluate
@@ -34,5 +34,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyOutput", "Detector", "Session", "analysis", "available_methods", "create_detector",
     "evaluate", "evaluation", "exercises", "features", "inside", "load_detector", "metrics", "preset",
-    "record_figures", "report", "ssim", "start", "transfer", "viz", "widgets",
+    "record_figures", "report", "result_figures", "ssim", "start", "transfer", "viz", "widgets",
 ]

@@ -54,6 +54,30 @@ def record_figures(name: str, figures: dict[str, float], output_dir: str | os.Pa
     return clean
 
 
+def result_figures(results: dict[str, dict], metrics: tuple[str, ...] = ("pixel_ap",),
+                   types: tuple[str, ...] = ("structural",)) -> dict[str, float]:
+    """The standard figures of evaluated methods, for :func:`record_figures`.
+
+    Parameters
+    ----------
+    results : dict
+        method → result of :meth:`Session.evaluate` (keys such as ``"pixel_ap"``, ``"per_type"``).
+    metrics : tuple of str
+        Overall metrics to record, as ``<method>_<metric>``.
+    types : tuple of str
+        Anomaly types whose pixel AP to record, as ``<method>_<type>_ap`` (NaN where a result lacks it).
+
+    Returns
+    -------
+    dict
+        Figure name → number.
+    """
+    figures = {f"{m}_{k}": r[k] for m, r in results.items() for k in metrics}
+    figures.update({f"{m}_{t}_ap": r["per_type"].get(t, {}).get("pixel_ap", float("nan"))
+                    for t in types for m, r in results.items()})
+    return figures
+
+
 def _format_figure(value: float | None) -> str:
     """Whole numbers as integers, other numbers with three decimals, missing values as ``n/a``."""
     if value is None:
