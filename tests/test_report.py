@@ -117,3 +117,13 @@ def test_versus_paper_says_when_an_ablation_reverses_the_paper():
                                                                            "reference": (0.05, 0.12)})
     assert "reverses" in apart and "noise" not in apart
     assert "cannot say" in report.versus_paper({"a": 0.1, "b": 0.1}, "a", "b", "p")
+
+
+def test_result_figures_names_each_method_metric_and_type():
+    from featureae_lite.course.figures import result_figures
+
+    results = {"fae": {"pixel_ap": 0.2, "pixel_auroc": 0.9, "per_type": {"structural": {"pixel_ap": 0.1}}},
+               "ae_l1": {"pixel_ap": 0.02, "pixel_auroc": 0.7, "per_type": {}}}
+    got = result_figures(results, metrics=("pixel_ap", "pixel_auroc"))
+    assert got["fae_pixel_auroc"] == 0.9 and got["fae_structural_ap"] == 0.1 and got["ae_l1_pixel_ap"] == 0.02
+    assert math.isnan(got["ae_l1_structural_ap"]) and len(got) == 6

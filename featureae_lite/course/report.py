@@ -326,5 +326,6 @@ def versus_paper(source: Any, variant: str, reference: str, paper: str, paper_lo
     ia, ir = interval_of(source, variant, on, metric, ci), interval_of(source, reference, on, metric, ci)
     shown = ia is not None and ir is not None and intervals_apart(ia, ir)
     order = "agrees with the paper's order" if agrees else "**reverses** the paper's order"
-    caveat = "" if shown else " — by the point estimates only; nothing here shows the difference is more than noise"
+    caveat = ("" if shown else
+              " — by the point estimates only; nothing here shows the difference is more than noise")
     return Reading(f"{head} The paper: {paper}; this run {order}{caveat}.")
