@@ -20,11 +20,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 import featureae_lite as fl
 from featureae_lite.cli import main
+from featureae_lite.core.errors import InputError
 from featureae_lite.course.exercises import EXERCISES, feedback
 from featureae_lite.course.notebooks import list_notebooks
 from featureae_lite.grading import assignments
 from featureae_lite.grading.assignments import grade
-from featureae_lite.grading.authoring import BEGIN, make_assignments, student_version
+from featureae_lite.grading.authoring import BEGIN, make_assignments, strip_details, student_version
 from featureae_lite.grading.limits import pids_cgroup as _pids_cgroup
 from featureae_lite.grading.report import report_table
 from featureae_lite.grading.sandbox import isolation_problem
@@ -96,6 +97,9 @@ def test_student_versions_contain_no_solution_code(tmp_path):
         ref, student = nbformat.read(ref_path, as_version=4), nbformat.read(student_path, as_version=4)
         assert len(ref.cells) == len(student.cells)
         for r, s in zip(ref.cells, student.cells, strict=True):
+            if r.cell_type == "markdown":
+                assert s.source == strip_details(r.source)  # the text, without its explanations
+                continue
             if "exercise" not in r.metadata.get("tags", []):
                 assert r.source == s.source  # everything else intact
                 continue
@@ -104,6 +108,29 @@ def test_student_versions_contain_no_solution_code(tmp_path):
             assert BEGIN not in s.source and "NotImplementedError" in s.source and "TODO" in s.source
             assert not [ln for ln in solution if ln in s.source], f"{student_path.name} leaks a solution"
         assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
+
+
+def test_student_versions_keep_the_questions_without_their_explanations(tmp_path):
+    written = make_assignments(tmp_path)
+    for ref_path, student_path in zip(NOTEBOOKS, written, strict=True):
+        ref, student = nbformat.read(ref_path, as_version=4), nbformat.read(student_path, as_version=4)
+        assert any("<details>" in c.source for c in ref.cells if c.cell_type == "markdown"), ref_path.name
+        assert not any("<details" in c.source or "</details>" in c.source for c in student.cells), \
+            f"{student_path.name} shows an explanation"
+        for r, s in zip(ref.cells, student.cells, strict=True):
+            if r.cell_type == "markdown" and "<details>" in r.source:
+                question = r.source.split("<details>")[0].rstrip()
+                assert s.source == question or s.source.startswith(question + "\n"), \
+                    f"{student_path.name}, cell {r.get('id')}: the question changed"
+
+
+def test_strip_details_removes_every_block_and_refuses_an_unclosed_one():
+    cell = ("**Questions**\n1. Why?\n2. How?\n\n<details><summary>Explanation — question 1</summary>\n\n"
+            "Because.\n\n</details>\n\n<DETAILS open><summary>2</summary>\n\nSo.\n</details>\n\nMore text.")
+    assert strip_details(cell) == "**Questions**\n1. Why?\n2. How?\n\nMore text."
+    assert strip_details("No explanation here.\n") == "No explanation here.\n"
+    with pytest.raises(InputError, match="1 '<details>' and 0 '</details>'"):
+        strip_details("Why?\n\n<details><summary>Explanation</summary>\n\nBecause.")
 
 
 def _submission(path, *cells, import_fl=True):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,6 +14,27 @@ from featureae_lite.course.figures import check_figures, check_orderings, check_
 from featureae_lite.course.notebooks import list_notebooks, run_notebooks, write_index
 
 NOTEBOOKS = list_notebooks()
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+# How the notebooks ask: a bold "Question." (under a "Move the slider(s)" heading) or "Discuss:" /
+# "Discuss." prompt, and the numbered items after a bold "Questions" in the Summary cells.
+PROMPT = re.compile(r"\*\*(?:Question\.|Discuss[:.])\*\*")
+SLIDER = re.compile(r"^#{2,4} Move the sliders?\b", re.M)
+QUESTIONS = re.compile(r"\*\*Questions\*\*")
+ITEM = re.compile(r"^\d+\. ", re.M)
+EXPLANATION = re.compile(r"<details><summary>[^<\n]+</summary>\n\n(?=\S).*?\S\n\n</details>", re.S)
+ESTIMATE = re.compile(r"\(~(\d+) min\)\s*$")
+# Cells of notebook 01 rewritten on another branch of issue 25, which writes their explanations and
+# estimates; empty this once both branches are merged.
+PENDING = {"01_l1_residual_autoencoder": {"3487f5f4", "dc59ab13", "7fc3e924", "37789f30"}}
+
+
+def questions_asked(source: str) -> int:
+    """How many questions a markdown cell asks: its prompts, plus the items of its Questions list."""
+    asked = len(PROMPT.findall(source)) or len(SLIDER.findall(source))
+    for part in QUESTIONS.split(source)[1:]:
+        asked += len(ITEM.findall(part.split("<details")[0]))
+    return asked
 
 
 def test_the_sequence_exists():
@@ -39,6 +62,46 @@ def test_notebook_is_clean_and_parameterised(path):
     assert n_lines <= 150, f"{path.name} has {n_lines} code lines; move code into the package"
     assert nb.cells[0].cell_type == "markdown" and "Learning goals" in nb.cells[0].source
     assert "record_figures" in code[-1].source
+
+
+def _markdown(path):
+    pending = PENDING.get(path.stem, set())
+    return [c for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "markdown" and c.get("id") not in pending]
+
+
+def test_question_detection_matches_how_the_notebooks_ask():
+    assert questions_asked("### Move the slider\nText.\n\n**Question.** Why?") == 1
+    assert questions_asked("### Move the sliders\nMove them: what happens?") == 1
+    assert questions_asked("**Discuss.** Why? **Discuss:** How?") == 2
+    summary = "## Summary\n- a point\n\n**Questions**\n1. Why?\n2. How, and\n   why?\n3. What?\n"
+    assert questions_asked(summary) == 3 and questions_asked("## Summary\n1. not a question") == 0
+    asked = sum(questions_asked(c.source) for p in NOTEBOOKS for c in _markdown(p))
+    assert asked >= 40, f"only {asked} questions found in the notebooks: did the markup change?"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_question_has_a_collapsed_explanation(path):
+    for cell in _markdown(path):
+        asked, opened = questions_asked(cell.source), cell.source.count("<details")
+        assert opened >= asked, (f"{path.name}, cell {cell.get('id')}: {asked} questions, {opened} "
+                                 "<details> explanations")
+        assert len(EXPLANATION.findall(cell.source)) == opened == cell.source.count("</details>"), \
+            (f"{path.name}, cell {cell.get('id')}: write each explanation as '<details><summary>…"
+             "</summary>', a blank line, the text, a blank line, '</details>'")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_section_has_a_time_estimate_and_they_add_up(path):
+    headings = [ln for c in _markdown(path) for ln in c.source.splitlines() if ln.startswith("## ")]
+    missing = [h for h in headings if not ESTIMATE.search(h)]
+    assert headings and not missing, f"{path.name}: headings without a '(~N min)' estimate: {missing}"
+    if path.stem in PENDING:
+        return  # some of its sections are estimated on the other branch
+    total = int(re.search(rf"\| `{path.stem}` \|.*\| (\d+) min \|", README).group(1))
+    minutes = sum(int(ESTIMATE.search(h).group(1)) for h in headings)
+    assert abs(minutes - total) <= max(5, total // 7), \
+        f"{path.name}: its sections add up to {minutes} min, README.md gives the notebook {total} min"
 
 
 @pytest.fixture(scope="module")

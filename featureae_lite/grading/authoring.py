@@ -3,7 +3,9 @@ notebook of a submission: both are the course notebook with its exercise cells r
 
 * :func:`make_assignments` writes student notebooks: in every cell tagged ``exercise`` the code
   between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes a TODO stub that raises
-  ``NotImplementedError`` (:func:`stub_solution`); everything else is kept, outputs are cleared.
+  ``NotImplementedError`` (:func:`stub_solution`), every collapsed ``<details>`` explanation of a
+  markdown cell is removed (:func:`strip_details`; the question stays); everything else is kept,
+  outputs are cleared.
 * :func:`solution_cells` finds a submission's solution cells (the cells defining the exercises'
   functions) and :func:`assembled_notebook` puts them into the course notebook, for grading
   (:mod:`featureae_lite.grading.assignments`).
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+# A collapsed explanation after a question, with the blank lines that separate it from the question.
+DETAILS = re.compile(r"\n*[ \t]*<details\b.*?</details>[ \t]*", flags=re.S | re.I)
 
 
 def defined_functions(source: str) -> list[str]:
@@ -89,12 +93,34 @@ def stub_solution(source: str, name: str = "exercise") -> str:
     return "\n".join(out)
 
 
-def student_version(nb: NotebookNode) -> NotebookNode:
-    """A copy of notebook ``nb`` with solutions stubbed and every output cleared."""
+def strip_details(source: str) -> str:
+    """Markdown ``source`` without its ``<details>`` … ``</details>`` blocks (the explanations for
+    self-learners); the text around them, the questions, is kept.
+
+    Raises
+    ------
+    InputError
+        When the numbers of ``<details`` and ``</details>`` tags differ (an unclosed block would
+        otherwise hide the rest of the cell, or leak its explanation).
+    """
+    opened = len(re.findall(r"<details\b", source, flags=re.I))
+    closed = len(re.findall(r"</details>", source, flags=re.I))
+    if opened != closed:
+        raise InputError(f"a markdown cell has {opened} '<details>' and {closed} '</details>' tags")
+    if not opened:
+        return source
+    return DETAILS.sub("", source).rstrip("\n")
+
+
+def student_version(nb: NotebookNode, explanations: bool = False) -> NotebookNode:
+    """A copy of notebook ``nb`` with solutions stubbed, explanations (``<details>``) removed unless
+    ``explanations``, and every output cleared."""
     import copy
 
     nb = copy.deepcopy(nb)
     for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and not explanations:
+            cell.source = strip_details(cell.source)
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
@@ -168,7 +194,7 @@ def assembled_notebook(course: NotebookNode, solutions: dict[str, str]) -> Noteb
     """The course notebook with its exercise cells replaced by the submitted ``solutions`` (a missing
     one becomes the student stub); everything else — setup, parameters, check cells — is the
     course's."""
-    nb = student_version(course)
+    nb = student_version(course, explanations=True)
     for name, cell in exercise_cells(nb):
         cell.source = solutions.get(name, cell.source)
     return nb
