@@ -411,13 +411,33 @@ CHEATS = {  # exercise: a solution that calls the library function the exercise 
                        "               for i, a in enumerate(v) for b in v[i + 1:])",
     "detection_rate_at_fpr": "def detection_rate_at_fpr(s, y, fpr):\n"
                              "    return float((s[y] >= fl.metrics.threshold_at_fpr(s, y, fpr)).mean())",
+    "top10_mean_score": "def top10_mean_score(maps, brains):\n"
+                        "    return fl.core.maps.image_scores(maps, brains)",
+    "ssim_terms": "def ssim_terms(x, y):\n"
+                  "    terms = fl.ssim.interior_ssim_terms(x[None, None], y[None, None],\n"
+                  "                                        window_size=min(x.shape))\n"
+                  "    return tuple(float(t) for t in terms)",
+    "ssim_loss": "def ssim_loss(x, x_hat):\n    return fl.ssim.ssim_loss(x_hat, x)",
+    "feature_ssim_loss": "def feature_ssim_loss(f, f_hat):\n"
+                         "    return fl.ssim.ssim_loss(f_hat, f, window_size=5)",
+    "fae_map": "def fae_map(f, f_hat, size):\n"
+               "    return fl.models.fae.fae_anomaly_map(f, f_hat, (size, size))",
+    "dice": "def dice(a, b):\n    return fl.metrics.dice_iou_at_threshold(a * 1.0, b, 0.5)[0]",
+    "superpixel_mean_image": "def superpixel_mean_image(image, labels):\n"
+                             "    return fl.models.superpixels.superpixel_image(image, labels)",
+    "ncc": "def ncc(x, y, eps):\n"
+           "    ncc_map = fl.models.patchsim.local_ncc(x[None, None], y[None, None], min(x.shape), eps=eps)\n"
+           "    return float(ncc_map.mean())",
 }
 
 
 @pytest.mark.parametrize("name", list(CHEATS))
 def test_calling_the_library_function_is_not_a_solution(name):
-    import featureae_lite.models.dpa  # noqa: F401  (the attribute paths the cheats use)
+    import featureae_lite.core.maps  # noqa: F401  (the attribute paths the cheats use)
+    import featureae_lite.models.dpa  # noqa: F401
+    import featureae_lite.models.fae  # noqa: F401
     import featureae_lite.models.patchsim  # noqa: F401
+    import featureae_lite.models.superpixels  # noqa: F401
 
     namespace = {"fl": fl, "__name__": "student"}
     exec(CHEATS[name], namespace)

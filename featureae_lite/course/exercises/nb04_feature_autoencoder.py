@@ -19,7 +19,8 @@ def _features(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     return f, f + rng.uniform(0.1, 0.5) * torch.randn(*shape, generator=g)
 
 
-@exercise("04_feature_autoencoder", "FAE's training loss: 1 − mean feature-space SSIM (5×5 window)")
+@exercise("04_feature_autoencoder", "FAE's training loss: 1 − mean feature-space SSIM (5×5 window)",
+          forbidden=("featureae_lite.core.ssim.ssim_loss",))
 def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.core.ssim import ssim_loss
 
@@ -28,7 +29,8 @@ def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
             "ssim_map works for any channel count; use window_size=5.")
 
 
-@exercise("04_feature_autoencoder", "FAE's anomaly map: channel-mean 1 − SSIM upsampled to the image")
+@exercise("04_feature_autoencoder", "FAE's anomaly map: channel-mean 1 − SSIM upsampled to the image",
+          forbidden=("featureae_lite.models.fae.fae_anomaly_map", "featureae_lite.models.fae.ssim_distance"))
 def check_fae_map(fn: Callable, rng: np.random.Generator) -> None:
     from featureae_lite.models.fae import fae_anomaly_map
 

@@ -12,7 +12,9 @@ from featureae_lite.course.exercises.helpers import _close, _gen
 from featureae_lite.course.exercises.registry import Wrong, exercise
 
 
-@exercise("07_proxy_bridged_reconstruction", "superpixel image: every region set to its mean intensity")
+@exercise("07_proxy_bridged_reconstruction", "superpixel image: every region set to its mean intensity",
+          forbidden=("featureae_lite.models.superpixels.superpixel_image",
+                     "featureae_lite.models.superpixels.superpixel_images"))
 def check_superpixel_mean_image(fn: Callable, rng: np.random.Generator) -> None:
     h, w = (int(v) for v in rng.integers(8, 20, size=2))
     image = rng.random((h, w))
