@@ -48,7 +48,7 @@ def feedback(name: str, answer: Any, *, seed: int | None = None, source: str | N
                         "you to write. Hint: write the computation yourself with numpy/torch operations.")
     try:
         with _tripwires(ex.forbidden):
-            ex.checker(answer, np.random.default_rng(seed))
+            outcome = ex.checker(answer, np.random.default_rng(seed))
     except NotImplementedError:
         return Feedback(name, "not attempted", "Replace the `raise NotImplementedError` with your code, "
                         "run the cell, then run this check again.")
@@ -59,7 +59,7 @@ def feedback(name: str, answer: Any, *, seed: int | None = None, source: str | N
         kind = getattr(err, "kind", type(err).__name__)  # a RemoteError names the learner's exception
         return Feedback(name, "failed", f"your function raised {kind}: {err}. "
                         "Read the message, fix the line it points to and run the check again.")
-    return Feedback(name, "passed", "Well done!")
+    return Feedback(name, "passed", f"Well done! {outcome}" if outcome else "Well done!")
 
 
 def check(name: str, answer: Any) -> None:

@@ -54,7 +54,9 @@ class Feedback:
         return {"text/plain": self.text(), MIME: asdict(self)}
 
 
-Checker = Callable[[Callable, np.random.Generator], None]
+Checker = Callable[[Callable, np.random.Generator], str | None]
+"""``checker(fn, rng)``: raises :class:`Wrong` for a wrong answer; may return a sentence (the measured
+outcome of a design task) that the passing verdict shows."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ class Exercise:
     forbidden : tuple of str
         Dotted names of library functions that already do what the exercise asks (calling them is
         not a solution).
+    design : bool
+        An open design task: no formula to transcribe; the checker measures what the learner's design
+        achieves on held-out data the function never sees (drawn afresh from ``rng``), passes it above a
+        stated bar and returns a sentence with the measured outcome (shown with the verdict and in the
+        grade report).
     """
 
     name: str
@@ -77,17 +84,20 @@ class Exercise:
     task: str
     checker: Checker
     forbidden: tuple[str, ...] = ()
+    design: bool = False
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(notebook: str, task: str, forbidden: tuple[str, ...] = ()) -> Callable[[Checker], Checker]:
-    """Decorator registering ``check_<name>`` as the checker of exercise ``<name>``."""
+def exercise(notebook: str, task: str, forbidden: tuple[str, ...] = (),
+             design: bool = False) -> Callable[[Checker], Checker]:
+    """Decorator registering ``check_<name>`` as the checker of exercise ``<name>`` (``design``: an
+    open design task, see :class:`Exercise`)."""
 
     def wrap(fn: Checker) -> Checker:
         name = fn.__name__.removeprefix("check_")
-        EXERCISES[name] = Exercise(name, notebook, task, fn, forbidden)
+        EXERCISES[name] = Exercise(name, notebook, task, fn, forbidden, design)
         return fn
 
     return wrap
