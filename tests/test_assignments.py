@@ -335,9 +335,11 @@ def test_grading_reports_wrong_missing_and_crashing_answers(tmp_path):
     wrong_and_missing = _submission(
         tmp_path / "alice_01_l1_residual_autoencoder.ipynb",
         "def l1_residual(x, x_hat):\n    return x - x_hat",
-        "def top10_mean_score(maps, brains):\n    raise NotImplementedError")
+        "def top10_mean_score(maps, brains):\n    raise NotImplementedError",
+        "MY_PREDICTION = 2 * 0.3  # an expression: kept as text, never run")
     zero_division = _submission(
         tmp_path / "carol_09_benchmark.ipynb",
+        "MY_PREDICTION = 'structural'",
         "def gain_over_baseline(r, m, b):\n    return r[m]['pixel_ap'] / r[b]['pixel_ap']")
     (tmp_path / "broken.ipynb").write_text("{ not a notebook")
     paths = [wrong_and_missing, zero_division, tmp_path / "broken.ipynb"]
@@ -355,6 +357,26 @@ def test_grading_reports_wrong_missing_and_crashing_answers(tmp_path):
     assert stored[0]["path"] == str(wrong_and_missing)
     row = "| alice_01_l1_residual_autoencoder.ipynb | completed | top10_mean_score | not attempted |"
     assert row in report_table([alice, carol, broken])
+    # predictions are recorded, keyed by the question they answer, and not graded
+    assert alice["predictions"] == {"where does each map put its mass?": "2 * 0.3"}
+    assert carol["predictions"] == {"the hardest anomaly type": "structural"}
+    assert stored[1]["predictions"] == carol["predictions"]
+    assert (f"| carol_09_benchmark.ipynb | {carol['status']} | prediction: the hardest anomaly type | "
+            "not graded | predicted 'structural' |") in report_table([alice, carol, broken])
+
+
+def test_predictions_are_read_without_running_the_cell():
+    from featureae_lite.grading.authoring import prediction_questions, predictions
+
+    [path] = [p for p in NOTEBOOKS if p.stem == "05_evaluation"]  # one "Predict, then measure" cell
+    course = nbformat.read(path, as_version=4)
+    [question] = prediction_questions(course)
+    cells = ["import os\nMY_PREDICTION = os.system('touch /tmp/pwned')", "MY_PREDICTION = (3, 'pairs')"]
+    first, second = (new_notebook(cells=[new_code_cell(c)]) for c in cells)
+    assert predictions(course, first) == {question: "os.system('touch /tmp/pwned')"}  # text, not run
+    assert predictions(course, second) == {question: (3, "pairs")}
+    assert predictions(course, new_notebook(cells=[new_code_cell("x = 1")])) == {}
+    assert predictions(course, course) == {question: None}  # the course's placeholder: none written
 
 
 @pytest.mark.slow

@@ -31,7 +31,13 @@ from featureae_lite.core.errors import InputError
 from featureae_lite.core.fileio import write_atomic
 from featureae_lite.course.exercises import EXERCISES
 from featureae_lite.course.notebooks import list_notebooks
-from featureae_lite.grading.authoring import assembled_notebook, exercise_cells, read_notebook, solution_cells
+from featureae_lite.grading.authoring import (
+    assembled_notebook,
+    exercise_cells,
+    predictions,
+    read_notebook,
+    solution_cells,
+)
 from featureae_lite.grading.limits import Limits
 from featureae_lite.grading.notebook_run import quick_cohorts, run_assembled
 from featureae_lite.grading.report import check_report_path, explain_error, failure_message
@@ -174,7 +180,9 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
     dict
         ``path``, ``status`` (``"completed"``, ``"errors"``, ``"timed out"``, ``"resource limit"``,
         ``"unmatched"`` or ``"unreadable"``), ``seconds``, ``errors`` and ``warnings`` (lists of str),
-        ``exercises`` (name → status, message), ``passed`` and ``total``.
+        ``exercises`` (name → status, message), ``passed`` and ``total``, ``predictions`` (the question
+        of each "Predict, then measure" cell → the learner's ``MY_PREDICTION``, None where none was
+        written; recorded, not graded).
 
     Raises
     ------
@@ -186,7 +194,7 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
     check_limits = _limits(check_time_limit, memory_limit_mb, file_size_limit_mb, process_limit)
     path = Path(path)
     report: dict[str, Any] = {"path": str(path), "status": "completed", "seconds": 0.0, "errors": [],
-                              "warnings": [], "exercises": {}, "passed": 0, "total": 0}
+                              "warnings": [], "exercises": {}, "passed": 0, "total": 0, "predictions": {}}
     try:
         nb = read_notebook(path)
     except (FileNotFoundError, ValueError) as err:
@@ -198,6 +206,7 @@ def grade_notebook(path: str | os.PathLike, time_limit: float = 900, data_dir: s
         return report
     course = read_notebook(course_path)
     solutions = solution_cells(course, nb)
+    report["predictions"] = predictions(course, nb)
     assembled = assembled_notebook(course, solutions)
     cells = [cell.source for _, cell in exercise_cells(assembled)]
     start = time.perf_counter()

@@ -8,7 +8,8 @@ notebook of a submission: both are the course notebook with its exercise cells r
   outputs are cleared.
 * :func:`solution_cells` finds a submission's solution cells (the cells defining the exercises'
   functions) and :func:`assembled_notebook` puts them into the course notebook, for grading
-  (:mod:`featureae_lite.grading.assignments`).
+  (:mod:`featureae_lite.grading.assignments`); :func:`predictions` reads the learner's
+  ``MY_PREDICTION`` values (without running anything) for the grade report.
 """
 
 from __future__ import annotations
@@ -198,3 +199,51 @@ def assembled_notebook(course: NotebookNode, solutions: dict[str, str]) -> Noteb
     for name, cell in exercise_cells(nb):
         cell.source = solutions.get(name, cell.source)
     return nb
+
+
+PREDICTION = "MY_PREDICTION"
+PREDICT_HEADING = re.compile(r"^#+\s*Predict, then measure:?\s*(.*)$", flags=re.M)
+
+
+def _assigned_prediction(source: str) -> ast.expr | None:
+    """The value of the last top-level ``MY_PREDICTION = …`` of a cell (None: the cell has none)."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    values = [n.value for n in body if isinstance(n, ast.Assign)
+              and any(isinstance(t, ast.Name) and t.id == PREDICTION for t in n.targets)]
+    return values[-1] if values else None
+
+
+def prediction_questions(course: NotebookNode) -> list[str]:
+    """What each ``MY_PREDICTION`` cell of a course notebook asks, in order: the title of the
+    "Predict, then measure" heading above it (``"prediction <k>"`` where there is none)."""
+    questions, title = [], None
+    for cell in course.cells:
+        if cell.cell_type == "markdown":
+            found = PREDICT_HEADING.findall(cell.source)
+            title = found[-1].strip() if found else title
+        elif _assigned_prediction(cell.source) is not None:
+            questions.append(title or f"prediction {len(questions) + 1}")
+            title = None
+    return questions
+
+
+def predictions(course: NotebookNode, submitted: NotebookNode) -> dict[str, Any]:
+    """The learner's predictions, for the grade report (recorded, never graded).
+
+    The k-th code cell of ``submitted`` that assigns ``MY_PREDICTION`` answers the k-th such cell of
+    ``course``, keyed by the question it answers (:func:`prediction_questions`). Nothing is executed:
+    a literal (number, string, tuple, …) is read with :func:`ast.literal_eval`; any other expression
+    is kept as its source text; ``None`` (the course's placeholder) means no prediction was written.
+    """
+    values = [v for c in submitted.cells if c.cell_type == "code"
+              and (v := _assigned_prediction(c.source)) is not None]
+    found: dict[str, Any] = {}
+    for question, value in zip(prediction_questions(course), values, strict=False):
+        try:
+            found[question] = ast.literal_eval(value)
+        except ValueError:
+            found[question] = ast.unparse(value)
+    return found

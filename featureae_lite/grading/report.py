@@ -89,7 +89,8 @@ def check_report_path(out: str | os.PathLike, paths: list[str | os.PathLike]) ->
 
 
 def report_table(reports: list[dict[str, Any]]) -> str:
-    """A readable markdown table: one row per submission and exercise."""
+    """A readable markdown table: one row per submission and exercise, one per prediction (recorded,
+    not graded: its result column says so)."""
     lines = ["| submission | status | exercise | result | feedback |", "|---|---|---|---|---|"]
     for r in reports:
         name = Path(r["path"]).name
@@ -98,5 +99,8 @@ def report_table(reports: list[dict[str, Any]]) -> str:
             lines.append(f"| {name} | {r['status']} | – | – | {'; '.join(notes)} |")
         for ex, res in r["exercises"].items():
             lines.append(f"| {name} | {r['status']} | {ex} | {res['status']} | {res['message']} |")
+        for question, value in r.get("predictions", {}).items():
+            said = "no prediction written" if value is None else f"predicted {value!r}"
+            lines.append(f"| {name} | {r['status']} | prediction: {question} | not graded | {said} |")
         lines.append(f"| {name} | **{r['passed']}/{r['total']} passed** | | | {'; '.join(notes[:3])} |")
     return "\n".join(lines)
