@@ -303,3 +303,19 @@ def test_the_quick_run_renders_as_an_offline_site_with_its_banner(quick_run, tmp
     assert landing.count('class="fl-card"') == len(NOTEBOOKS) and landing.count("thumbs/") >= len(NOTEBOOKS)
     for page in (tmp_path / "site").glob("*.html"):
         assert external_references(page.read_text()) == [], page.name
+
+
+@pytest.mark.parametrize("preset", ["quick", "classroom"])
+def test_every_ordering_holds_on_the_recorded_bands(preset, tmp_path):
+    """An ordering must hold at the middle of the bands of the runs it was recorded from (a new
+    ordering that contradicts the recorded figures, or names a figure no run recorded, fails here
+    before a classroom run finds it)."""
+    from featureae_lite.course.figures import EXPECTED_FILE, check_orderings
+
+    expected = json.loads(EXPECTED_FILE.read_text())
+    for nb, figs in expected[preset].items():
+        if nb.startswith("_"):
+            continue
+        middle = {k: (sum(v) / 2 if isinstance(v, list) else v["seen"][0]) for k, v in figs.items()}
+        (tmp_path / f"{nb}.json").write_text(json.dumps(middle))
+    assert check_orderings(tmp_path, quick=preset == "quick") == []
