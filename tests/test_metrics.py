@@ -41,6 +41,23 @@ def test_best_dice_equals_brute_force():
     assert coarse <= dice + 1e-12
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dice_curve_equals_the_dice_at_each_threshold(dtype):
+    rng = np.random.default_rng(3)
+    s = np.round(rng.random(3000), 2).astype(dtype)  # ties
+    y = rng.random(3000) < 0.1 + 0.5 * s
+    grid = np.r_[np.linspace(-0.1, 1.1, 57), s[:20], np.nextafter(s[:5], 2)]  # outside, on, just past scores
+    t, dice = M.dice_curve(s, y, grid)
+    np.testing.assert_array_equal(t, grid)
+    want = [M.dice_iou_at_threshold(s, y, float(v))[0] for v in grid]
+    np.testing.assert_allclose(dice, want, rtol=1e-12, atol=0)
+    thr, every = M.dice_curve(s, y)  # every distinct score, descending: its maximum is best_dice
+    assert np.all(np.diff(thr) < 0) and len(thr) == len(np.unique(s))
+    assert (every.max(), thr[every.argmax()]) == pytest.approx(M.best_dice(s, y))
+    with pytest.raises(ValueError, match="no positive"):
+        M.dice_curve(s, np.zeros_like(y))
+
+
 def test_threshold_at_fpr_is_tight():
     rng = np.random.default_rng(3)
     s, y = rng.random(5000), rng.random(5000) < 0.1

@@ -26,3 +26,26 @@ def test_show_binary_counts_ties_like_the_metrics():
     viz.show_binary(ax, amap, 0.5)
     np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), amap >= 0.5)
     plt.close(fig)
+
+
+def test_dice_curve_axis_spans_marks_outside_the_scores():
+    fig, ax = plt.subplots()
+    t = np.linspace(0.2, 0.8, 7)
+    viz.plot_dice_curve(ax, t, np.linspace(0.1, 0.4, 7), {"val": (1.2, 0.0)}, threshold=0.5, current=0.25)
+    lo, hi = ax.get_xlim()
+    assert lo < 0.2 and hi > 1.2  # a val threshold above every test score stays visible
+    assert [ln.get_label() for ln in ax.get_lines()][1:] == ["val: t = 1.200, Dice 0.000",
+                                                             "slider: t = 0.500, Dice 0.250"]
+    plt.close(fig)
+
+
+def test_lesion_readings_only_where_there_is_a_lesion():
+    img = torch.rand(16, 16)
+    fig = viz.superpixel_figure(img, img, torch.zeros(16, 16), 50, 0.1, regions=40)
+    assert fig._suptitle.get_text() == "SLIC: 50 segments asked → 40 superpixels, compactness 0.1"
+    plt.close(fig)
+    fig = viz.ssim_window_figure(img, img, img, img, 5, 0.68, 0.01, 0.03, ssim_means=(0.5, 0.25),
+                                 l1_means=(float("nan"), 0.1))
+    assert fig._suptitle.get_text().splitlines() == ["window 5 (σ 0.68), K1 0.01, K2 0.03",
+                                                     "1 − SSIM: lesion 0.500 vs normal brain 0.250 (×2.0)"]
+    plt.close(fig)

@@ -193,3 +193,130 @@ def test_new_widgets_draw_one_static_figure_headless(static, data):
     plt.close("all")
     assert widgets.ncc_window_explorer(data, data.images) is None
     assert plt.gcf().axes[2].get_title() == "1 − NCC, window 11"
+
+
+def test_threshold_explorer_draws_the_dice_curve_and_marks_the_three_protocols(interactive, data, maps):
+    from featureae_lite.core.metrics import best_dice, dice_at_fpr, dice_curve
+
+    panel = widgets.threshold_explorer(data, maps, val_threshold=0.55)
+    controls = _controls(panel)
+    assert controls["threshold"].value == pytest.approx(0.55, abs=controls["threshold"].step)  # starts at val
+    inside = data.brains > 0
+    scores, labels = maps[inside].numpy(), data.masks[inside].numpy() > 0
+    curve_ax = panel.result.axes[3]
+    (line,) = [ln for ln in curve_ax.get_lines() if len(ln.get_xdata()) > 2]  # the curve, not the marks
+    np.testing.assert_allclose(line.get_ydata(), dice_curve(scores, labels, line.get_xdata())[1])
+    marks = {ln.get_label().split(":")[0]: ln.get_xdata()[0] for ln in curve_ax.get_lines()
+             if len(ln.get_xdata()) == 2}
+    assert marks["best (test)"] == pytest.approx(best_dice(scores, labels)[1])
+    assert marks["5% FPR"] == pytest.approx(dice_at_fpr(scores, labels, 0.05)[2])
+    assert marks["val"] == pytest.approx(0.55)
+    best, best_thr = best_dice(scores, labels)
+    assert max(line.get_ydata()) == pytest.approx(best)  # the best threshold lies on the drawn curve
+    for thr in (0.3, 0.9):  # the slider's mark follows the slider; the curve stays
+        controls["threshold"].value = thr
+        slider = [ln for ln in panel.result.axes[3].get_lines() if ln.get_label().startswith("slider")]
+        assert slider[0].get_xdata()[0] == pytest.approx(controls["threshold"].value)
+    with pytest.raises(ValueError, match="no lesion pixel"):  # the healthy slices alone
+        widgets.threshold_explorer(data.subset([0, 3, 5]), maps[[0, 3, 5]])
+
+
+def test_ssim_window_explorer_recomputes_the_map_with_the_package_ssim(interactive, data):
+    from featureae_lite.core.ssim import ssim_map
+
+    rec = data.images * (1 - data.masks) + 0.5 * data.masks  # the lesion "reconstructed" as flat grey
+    panel = widgets.ssim_window_explorer(data.images[2], rec[2], data.masks[2], data.brains[2])
+    controls = _controls(panel)
+    assert set(controls) == {"window_size", "k1", "k2"} and controls["window_size"].max == 15
+    x, y, brain, lesion = data.images[2, 0], rec[2, 0], data.brains[2, 0] > 0, data.masks[2, 0] > 0
+    shown = {}
+    for window in (3, 15):
+        controls["window_size"].value = window
+        sigma = 1.5 * window / 11
+        want = (1 - ssim_map(x[None, None], y[None, None], window, sigma))[0, 0] * brain
+        got = np.asarray(panel.result.axes[3].images[0].get_array())
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
+        shown[window] = got
+        assert panel.result.axes[3].get_title() == f"1 − SSIM, window {window}"
+        assert f"1 − SSIM: lesion {float(want[lesion].mean()):.3f}" in _suptitle(panel.result)
+    assert not np.allclose(shown[3], shown[15])
+    controls["k2"].value = 1.0  # a large constant flattens the map
+    flat = np.asarray(panel.result.axes[3].images[0].get_array())
+    assert flat[brain.numpy()].mean() < shown[15][brain.numpy()].mean()
+    residual = np.asarray(panel.result.axes[2].images[0].get_array())  # the l1 residual does not move
+    np.testing.assert_allclose(residual, ((x - y).abs() * brain).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="window_size must be odd"):
+        widgets.ssim_window_explorer(data.images[2], rec[2], window_size=4)
+    with pytest.raises(ValueError, match="differ in shape"):
+        widgets.ssim_window_explorer(data.images[2], rec[2, :, :16])
+
+
+def test_superpixel_explorer_segments_each_setting_once(interactive, data, monkeypatch):
+    from featureae_lite.models import superpixels
+
+    calls = []
+    real = superpixels.superpixel_image
+
+    def counting(*args, **kw):
+        calls.append((kw["n_segments"], kw["compactness"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(superpixels, "superpixel_image", counting)
+    panel = widgets.superpixel_explorer(data.images[2, 0], data.brains[2, 0], data.masks[2, 0], n_segments=20)
+    controls = _controls(panel)
+    assert set(controls) == {"n_segments", "compactness"}
+    shown = {}
+    for n in (20, 200, 20):
+        controls["n_segments"].value = n
+        proxy = np.asarray(panel.result.axes[1].images[0].get_array())
+        want = real(data.images[2, 0], data.brains[2, 0], n_segments=n, compactness=0.1)
+        np.testing.assert_array_equal(proxy, want)
+        error = np.asarray(panel.result.axes[2].images[0].get_array())
+        want_error = np.abs(want - data.images[2, 0].numpy()) * data.brains[2, 0].numpy()
+        np.testing.assert_allclose(error, want_error, rtol=1e-6)
+        regions = len(np.unique(want[data.brains[2, 0].numpy() > 0]))
+        assert _suptitle(panel.result).startswith(f"SLIC: {n} segments asked → {regions} superpixels")
+        shown[n] = proxy
+    assert len(np.unique(shown[200])) > len(np.unique(shown[20]))  # more segments keep more detail
+    assert calls == [(20, 0.1), (200, 0.1)]  # the return to 20 was served from the cache
+    with pytest.raises(ValueError, match="brain mask is empty"):
+        widgets.superpixel_explorer(data.images[2, 0], torch.zeros(32, 32))
+
+
+def test_channel_browser_reads_the_lesion_contrast_of_the_shown_channel(interactive, data):
+    from featureae_lite.course.analysis import lesion_contrast
+
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(6, 5, 8, 8, generator=g)
+    feats[:, 3] += 4 * torch.nn.functional.adaptive_avg_pool2d(data.masks, 8)[:, 0]  # channel 3 sees lesions
+    panel = widgets.channel_browser(data, feats, index=2)
+    controls = _controls(panel)
+    c = lesion_contrast(feats[2:3], data.masks[2:3], data.brains[2:3])
+    for channel in (0, 3):
+        controls["channel"].value = channel
+        rank = int((c.abs() > c[channel].abs()).sum()) + 1
+        assert _suptitle(panel.result) == (f"channel {channel}: lesion contrast {float(c[channel]):+.2f} on "
+                                           f"this slice (rank {rank} of 5 by |contrast|)")
+    assert "rank 1 of 5" in _suptitle(panel.result)
+    assert panel.result.axes[0].get_title() == "input (tumor)"
+    controls["index"].value = 0  # a healthy slice
+    assert "no lesion on this slice" in _suptitle(panel.result)
+    with pytest.raises(ValueError, match="does not divide the slice size"):
+        widgets.channel_browser(data, torch.zeros(6, 2, 7, 7))
+
+
+def test_the_widgets_leave_the_random_state_alone(static, data, maps):
+    """A notebook's later random draws (and so its recorded figures) do not depend on its widgets."""
+    legacy, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state().clone()  # noqa: NPY002
+    feats = torch.arange(6 * 3 * 8 * 8, dtype=torch.float32).reshape(6, 3, 8, 8).sin()
+    assert widgets.threshold_explorer(data, maps, val_threshold=0.5) is None
+    assert len(plt.gcf().axes) == 4
+    x = data.images[2]
+    assert widgets.ssim_window_explorer(x, 0.9 * x, data.masks[2], data.brains[2]) is None
+    assert plt.gcf().axes[3].get_title() == "1 − SSIM, window 11"
+    assert widgets.superpixel_explorer(data.images[2], data.brains[2], data.masks[2]) is None
+    assert plt.gcf().axes[1].get_title() == "proxy (superpixel means)"
+    assert widgets.channel_browser(data, feats) is None
+    assert (np.random.get_state()[1] == legacy).all()  # noqa: NPY002
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    plt.close("all")

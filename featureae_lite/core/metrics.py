@@ -141,6 +141,39 @@ def best_dice(scores: Any, labels: Any, brain: Any = None,
     return best
 
 
+def dice_curve(scores: Any, labels: Any, thresholds: Any = None,
+               brain: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled Dice of ``score ≥ t`` for many thresholds t, from one sort and cumulative sums.
+
+    Parameters
+    ----------
+    scores, labels : array-like
+        Same shape; labels binary, with at least one positive.
+    thresholds : array-like, optional
+        (T,) thresholds in any order; default every distinct score, descending.
+    brain : array-like, optional
+        Boolean mask of the pixels that count.
+
+    Returns
+    -------
+    (thresholds, dice) : tuple of np.ndarray
+        (T,) float64 each; ``dice[k]`` equals ``dice_iou_at_threshold(scores, labels, thresholds[k])[0]``
+        (0 where no pixel reaches the threshold).
+    """
+    s, y = _prepare(scores, labels, brain)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        raise InputError("labels contain no positive: Dice is undefined")
+    tp, fp, thr = _curve(s, y)
+    dice = 2 * tp / (tp + fp + n_pos)
+    if thresholds is None:
+        return thr.astype(np.float64), dice.astype(np.float64)
+    t = np.asarray(thresholds, dtype=np.float64).ravel()
+    # compared in the scores' precision, as ``scores >= threshold`` compares a Python float
+    index = np.searchsorted(-thr, -t.astype(s.dtype), side="right") - 1  # last distinct score ≥ t
+    return t, np.where(index >= 0, dice[np.maximum(index, 0)], 0.0)
+
+
 def _dice_iou(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     tp = int(np.count_nonzero(pred & y))
     fp = int(np.count_nonzero(pred & ~y))

@@ -247,26 +247,75 @@ def method_figure(data, index: int, method: str, maps: Any, threshold: float):
     return fig
 
 
-def channel_figure(image: Any, channel_map: Any, channel: int):
-    """An input slice (1, H, W) next to one channel (h, w) of its feature map."""
+def channel_figure(image: Any, channel_map: Any, channel: int, mask: Any = None, grid_mask: Any = None,
+                   contrast: float | None = None, rank: int | None = None, n_channels: int | None = None,
+                   title: str = "input"):
+    """An input slice (1, H, W), titled ``title``, next to one channel (h, w) of its feature map.
+
+    With ``mask`` (1, H, W) the lesion is outlined on the slice, with ``grid_mask`` (h, w) — the
+    fraction of each feature cell that is lesion — on the channel. ``contrast`` is the channel's
+    standardised lesion contrast on this slice (NaN: no lesion), ``rank`` its rank by absolute
+    contrast among ``n_channels`` channels (1 = strongest); both go into the title.
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-    show_image(axes[0], image, "input")
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.2))
+    show_image(axes[0], image, title)
     show_image(axes[1], channel_map, f"channel {channel}", vmin=None, vmax=None, cmap="viridis")
+    if mask is not None:
+        outline(axes[0], mask)
+    if grid_mask is not None:
+        outline(axes[1], grid_mask, color="white")
+    if contrast is not None:
+        if np.isnan(contrast):
+            fig.suptitle(f"channel {channel}: no lesion on this slice, no lesion contrast", fontsize=9)
+        else:
+            fig.suptitle(f"channel {channel}: lesion contrast {contrast:+.2f} on this slice "
+                         f"(rank {rank} of {n_channels} by |contrast|)", fontsize=9)
+    fig.tight_layout()
     return fig
 
 
+def plot_dice_curve(ax, thresholds: np.ndarray, dice: np.ndarray,
+                    marks: Mapping[str, tuple[float, float]] | None = None,
+                    threshold: float | None = None, current: float | None = None) -> None:
+    """Pooled Dice (T,) against thresholds (T,), a dotted vertical line per mark (name → (threshold,
+    Dice)) and a dashed black one at the current ``threshold`` (its Dice ``current``)."""
+    ax.plot(thresholds, dice, color="0.3", lw=1.2)
+    xs = [float(np.min(thresholds)), float(np.max(thresholds))]
+    colors = ("tab:green", "tab:blue", "tab:orange", "tab:purple")
+    for (name, (t, d)), color in zip((marks or {}).items(), colors, strict=False):
+        ax.axvline(t, color=color, ls=":", lw=1.5, label=f"{name}: t = {t:.3f}, Dice {d:.3f}")
+        xs.append(float(t))
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1,
+                   label="slider" + ("" if current is None else f": t = {threshold:.3f}, Dice {current:.3f}"))
+        xs.append(float(threshold))
+    pad = 0.02 * (max(xs) - min(xs) or 1.0)
+    ax.set_xlim(min(xs) - pad, max(xs) + pad)
+    ax.set_ylim(0, max(0.05, float(np.max(dice)) * 1.15))
+    ax.set(xlabel="threshold (map value)", ylabel="pooled Dice")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+
+
 def threshold_figure(data, maps: Any, index: int, scores: np.ndarray, labels: np.ndarray,
-                     threshold: float, dice: float, iou: float):
-    """Slice ``index`` of ``maps`` (N, 1, H, W), the map ≥ ``threshold`` and the histogram of the
-    pooled in-brain ``scores`` (P,) by ``labels`` (P,) bool, titled with the pooled Dice and IoU."""
+                     threshold: float, dice: float, iou: float,
+                     curve: tuple[np.ndarray, np.ndarray] | None = None,
+                     marks: Mapping[str, tuple[float, float]] | None = None):
+    """Slice ``index`` of ``maps`` (N, 1, H, W), the map ≥ ``threshold``, the histogram of the pooled
+    in-brain ``scores`` (P,) by ``labels`` (P,) bool and, given ``curve`` = (thresholds (T,), Dice (T,)),
+    the pooled Dice against the threshold with ``marks`` (name → (threshold, Dice)); titled with the
+    pooled Dice and IoU at ``threshold``."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    n = 3 if curve is None else 4
+    fig, axes = plt.subplots(1, n, figsize=(3.1 * n + (1.6 if curve is not None else 0), 3.2))
     show_map(axes[0], maps[index], "anomaly map", mask=data.masks[index])
     show_binary(axes[1], maps[index], threshold, data.masks[index], f"map ≥ {threshold:.3f}")
     plot_score_histogram(axes[2], scores, labels, threshold)
+    if curve is not None:
+        plot_dice_curve(axes[3], *curve, marks=marks, threshold=threshold, current=dice)
+        axes[2].set_xlim(axes[3].get_xlim())  # one threshold axis for the histogram and the curve
     fig.suptitle(f"pooled in-brain Dice {dice:.3f}, IoU {iou:.3f}")
     fig.tight_layout()
     return fig
@@ -320,5 +369,60 @@ def ncc_figure(image: Any, restored: Any, amap: Any, mask: Any, window: int, ins
     show_map(axes[2], amap, f"1 − NCC, window {window}", mask=mask, vmin=0.0)
     fig.suptitle(f"window {window}: mean 1 − NCC in the lesion {inside:.3f}, "
                  f"in normal brain {outside:.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def _lesion_reading(name: str, means: tuple[float, float] | None) -> str:
+    """'name lesion a vs normal b (×a/b)' from (mean in the lesion, mean in normal brain)."""
+    if means is None or np.isnan(means[0]):
+        return ""
+    inside, outside = means
+    ratio = f" (×{inside / outside:.1f})" if outside > 0 else ""
+    return f"{name}: lesion {inside:.3f} vs normal brain {outside:.3f}{ratio}"
+
+
+def ssim_window_figure(image: Any, reconstruction: Any, residual: Any, amap: Any, window: int, sigma: float,
+                       k1: float, k2: float, mask: Any = None, ssim_means: tuple[float, float] | None = None,
+                       l1_means: tuple[float, float] | None = None):
+    """An image and its reconstruction, their l1 residual and their 1 − SSIM map, each (1, H, W), with the
+    lesion outline ``mask`` (1, H, W) if given. ``window``, ``sigma``, ``k1``, ``k2`` are SSIM's settings;
+    ``ssim_means`` and ``l1_means`` the maps' means (in the lesion, in normal brain), shown in the title."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.1))
+    show_image(axes[0], image, "image")
+    if mask is not None:
+        outline(axes[0], mask)
+    show_image(axes[1], reconstruction, "reconstruction x̂")
+    show_map(axes[2], residual, "|x − x̂|", mask=mask, vmin=0.0)
+    show_map(axes[3], amap, f"1 − SSIM, window {window}", mask=mask, vmin=0.0)
+    readings = [r for r in (_lesion_reading("1 − SSIM", ssim_means), _lesion_reading("l1", l1_means)) if r]
+    fig.suptitle(f"window {window} (σ {sigma:.2f}), K1 {k1:.3g}, K2 {k2:.3g}"
+                 + "".join(f"\n{r}" for r in readings), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def superpixel_figure(image: Any, proxy: Any, error: Any, n_segments: int, compactness: float,
+                      mask: Any = None, regions: int | None = None,
+                      error_means: tuple[float, float] | None = None):
+    """A slice (H, W), its superpixel proxy (H, W) and the in-brain error |proxy − slice| (H, W), with the
+    lesion outline ``mask`` (H, W) if given; ``regions`` is the number of superpixels SLIC returned for
+    ``n_segments`` asked, ``error_means`` the error's mean (in the lesion, in normal brain), both in the
+    title."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(8.5, 3.1))
+    show_image(axes[0], image, "slice")
+    show_image(axes[1], proxy, "proxy (superpixel means)")
+    show_map(axes[2], error, "|proxy − slice|", mask=mask, vmin=0.0)
+    if mask is not None:
+        outline(axes[0], mask)
+        outline(axes[1], mask)
+    found = "" if regions is None else f" → {regions} superpixels"
+    reading = _lesion_reading("mean |proxy − slice|", error_means)
+    fig.suptitle(f"SLIC: {n_segments} segments asked{found}, compactness {compactness:.3g}"
+                 + (f"\n{reading}" if reading else ""), fontsize=9)
     fig.tight_layout()
     return fig

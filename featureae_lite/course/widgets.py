@@ -12,12 +12,14 @@ with the slices it is shown on.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from featureae_lite.core import viz
 from featureae_lite.core.errors import InputError
@@ -150,24 +152,52 @@ def method_picker(data, maps: Mapping[str, torch.Tensor], index: int | None = No
                 {"method": names[0], "index": index})
 
 
-def channel_browser(images: torch.Tensor, features: torch.Tensor, index: int = 0):
+def channel_browser(images, features: torch.Tensor, index: int = 0):
     """Browse the channels of a feature map next to its input slice.
+
+    Given a :class:`~featureae_lite.data.batch.Batch` with lesion masks, the lesion is outlined and the
+    title gives the shown channel's lesion contrast on the shown slice — (mean on the lesion − mean on
+    normal brain) / std on normal brain, :func:`featureae_lite.course.analysis.lesion_contrast` — and
+    its rank among the channels by absolute contrast.
 
     Parameters
     ----------
-    images : Tensor
-        (N, 1, H, W) input slices.
+    images : Tensor or Batch
+        (N, 1, H, W) input slices, or a Batch of them (its masks, brains and anomaly types are used).
     features : Tensor
-        (N, C, h, w) feature maps of those slices.
+        (N, C, h, w) feature maps of those slices; with masks, h and w divide H and W.
+    index : int
+        Initial slice.
     """
     import ipywidgets as w
 
+    from featureae_lite.data.batch import Batch
+
+    data = Batch.of(images)
+    images, masks = data.images, data.masks
     if images.ndim != 4 or features.ndim != 4 or len(images) != len(features):
         raise InputError(f"expected images (N, 1, H, W) and features (N, C, h, w) with the same N, got "
                          f"{tuple(images.shape)} and {tuple(features.shape)}")
+    if masks is not None and (images.shape[-2] % features.shape[-2] or images.shape[-1] % features.shape[-1]):
+        raise InputError(f"feature size {tuple(features.shape[-2:])} does not divide the slice size "
+                         f"{tuple(images.shape[-2:])}")
+
+    @functools.cache
+    def contrasts(index: int) -> np.ndarray:  # every channel's lesion contrast on one slice, (C,)
+        from featureae_lite.course.analysis import lesion_contrast
+
+        sl = slice(index, index + 1)
+        return lesion_contrast(features[sl], masks[sl], data.brains[sl]).numpy()
 
     def draw(index: int, channel: int):
-        return viz.channel_figure(images[index], features[index, channel], channel)
+        title = "input" if data.anomaly_types is None else f"input ({data.anomaly_types[index]})"
+        if masks is None:
+            return viz.channel_figure(images[index], features[index, channel], channel, title=title)
+        c = contrasts(index)
+        rank = int((np.abs(c) > abs(c[channel])).sum()) + 1
+        grid = F.adaptive_avg_pool2d((masks[index] > 0).float(), features.shape[-2:])[0]
+        return viz.channel_figure(images[index], features[index, channel], channel, masks[index], grid,
+                                  float(c[channel]), rank, len(c), title=title)
 
     return _run(draw, {"index": w.IntSlider(value=index, min=0, max=len(images) - 1),
                        "channel": w.IntSlider(value=0, min=0, max=features.shape[1] - 1)},
@@ -175,34 +205,56 @@ def channel_browser(images: torch.Tensor, features: torch.Tensor, index: int = 0
 
 
 def threshold_explorer(data, maps: torch.Tensor, threshold: float | None = None,
-                       index: int | None = None):
-    """Move a threshold: the binarised map of one slice and the pooled Dice update live.
+                       index: int | None = None, val_threshold: float | None = None, fpr: float = 0.05):
+    """Move a threshold: the binarised map of one slice, the pooled Dice against the threshold and
+    the histogram of in-brain map values update live.
+
+    The Dice curve is computed once over a grid of thresholds (:func:`~featureae_lite.core.metrics.
+    dice_curve`, one sort); vertical marks show the best-Dice threshold of the test maps
+    (:func:`~featureae_lite.core.metrics.best_dice`), the threshold at ``fpr``
+    (:func:`~featureae_lite.core.metrics.dice_at_fpr`), ``val_threshold`` if given, and the slider's.
 
     Parameters
     ----------
     data : Batch
-        Slices with lesion and brain masks.
+        Slices with lesion and brain masks (at least one lesion pixel in the brain).
     maps : Tensor
         (N, 1, H, W) anomaly maps for ``data``.
     threshold : float, optional
-        Initial threshold (default: the 95th percentile of in-brain map values).
+        Initial threshold (default: ``val_threshold``, else the 95th percentile of in-brain map values).
+    index : int, optional
+        Initial slice (default: the largest lesion).
+    val_threshold : float, optional
+        A threshold chosen on the validation split, marked on the Dice curve.
+    fpr : float
+        The false-positive rate of the fixed-FPR mark.
     """
     import ipywidgets as w
 
-    from featureae_lite.core.metrics import dice_iou_at_threshold
+    from featureae_lite.core.metrics import best_dice, dice_at_fpr, dice_curve, dice_iou_at_threshold
 
     _check_maps(data, {"maps": maps})
     inside = data.brains > 0
     scores, labels = maps[inside].numpy(), data.masks[inside].numpy() > 0
+    if not labels.any():
+        raise InputError("no lesion pixel inside the brain: the Dice is undefined")
     lo, hi = float(np.min(scores)), float(np.max(scores))
+    best, best_thr = best_dice(scores, labels)
+    at_fpr, _, fpr_thr = dice_at_fpr(scores, labels, fpr)
+    marks = {"best (test)": (best_thr, best)}
+    if val_threshold is not None:
+        marks["val"] = (float(val_threshold), dice_iou_at_threshold(scores, labels, val_threshold)[0])
+    marks[f"{fpr:.0%} FPR"] = (fpr_thr, at_fpr)
+    grid = np.union1d(np.linspace(lo, hi, 401), [t for t, _ in marks.values()])
+    curve = dice_curve(scores, labels, grid)
     if threshold is None:
-        threshold = float(np.quantile(scores, 0.95))
+        threshold = float(val_threshold) if val_threshold is not None else float(np.quantile(scores, 0.95))
     if index is None:
         index = _largest_lesion(data)
 
     def draw(threshold: float, index: int):
         dice, iou = dice_iou_at_threshold(scores, labels, threshold)
-        return viz.threshold_figure(data, maps, index, scores, labels, threshold, dice, iou)
+        return viz.threshold_figure(data, maps, index, scores, labels, threshold, dice, iou, curve, marks)
 
     return _run(draw, {"threshold": w.FloatSlider(value=threshold, min=lo, max=hi, step=(hi - lo) / 200,
                                                   readout_format=".3f"),
@@ -265,6 +317,90 @@ def ssim_terms_explorer(patch: torch.Tensor | None = None, brightness: float = 0
                        "contrast": w.FloatSlider(value=contrast, min=0.0, max=2.0, step=0.05),
                        "noise": w.FloatSlider(value=noise, min=0.0, max=0.3, step=0.01)},
                 {"brightness": brightness, "contrast": contrast, "noise": noise})
+
+
+def _plane(x: Any, name: str) -> torch.Tensor:
+    """``x`` as a float (H, W) tensor; leading dimensions of size 1 are dropped, e.g. (1, H, W)."""
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().float().cpu()
+    while t.ndim > 2 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 2:
+        raise InputError(f"{name}: expected one slice (H, W) or (1, H, W), got shape {tuple(np.shape(x))}")
+    return t
+
+
+def _lesion_means(values: torch.Tensor, mask: torch.Tensor | None,
+                  brain: torch.Tensor) -> tuple[float, float] | None:
+    """Mean of ``values`` (H, W) on the lesion and on normal brain; None without a lesion in the brain."""
+    if mask is None:
+        return None
+    lesion, normal = (mask > 0) & brain, ~(mask > 0) & brain
+    if not lesion.any() or not normal.any():
+        return None
+    return float(values[lesion].mean()), float(values[normal].mean())
+
+
+def ssim_window_map(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, k1: float = 0.01,
+                    k2: float = 0.03) -> torch.Tensor:
+    """1 − SSIM of two slices (H, W) with a Gaussian window of ``window_size`` pixels, (H, W).
+
+    The window's standard deviation grows with its size, σ = 1.5 · window_size / 11 (the standard
+    11-pixel window has σ = 1.5), so that a larger window averages over more pixels rather than
+    padding the same Gaussian with zeros. Data range 1: C1 = k1², C2 = k2²
+    (:func:`featureae_lite.core.ssim.ssim_map`).
+    """
+    from featureae_lite.core.ssim import ssim_map
+
+    with torch.no_grad():
+        sigma = 1.5 * window_size / 11
+        return 1 - ssim_map(x[None, None], y[None, None], window_size, sigma, 1.0, k1, k2)[0, 0]
+
+
+def ssim_window_explorer(image: Any, reconstruction: Any, mask: Any = None, brain: Any = None,
+                         window_size: int = 11, k1: float = 0.01, k2: float = 0.03):
+    """Change SSIM's window and constants and watch the 1 − SSIM map of a slice and its
+    reconstruction next to their l1 residual (notebook 02).
+
+    A small window follows the residual closely but is noisy; a large one is smoother and spreads a
+    difference over a wider area. Larger K1, K2 flatten the map where the local statistics are small.
+
+    Parameters
+    ----------
+    image, reconstruction : array-like
+        (H, W) or (1, H, W) slice in [0, 1] and its reconstruction.
+    mask, brain : array-like, optional
+        (H, W) or (1, H, W) lesion and brain masks: the lesion is outlined, both maps are set to 0
+        outside the brain and the title gives their mean on the lesion and on normal brain.
+    window_size : int
+        Initial odd window size, 3 to 15 (:func:`ssim_window_map`).
+    k1, k2 : float
+        Initial constants, C1 = k1², C2 = k2² (data range 1).
+    """
+    import ipywidgets as w
+
+    x, y = _plane(image, "image"), _plane(reconstruction, "reconstruction")
+    if x.shape != y.shape:
+        raise InputError(f"image {tuple(x.shape)} and reconstruction {tuple(y.shape)} differ in shape")
+    m = None if mask is None else _plane(mask, "mask")
+    b = torch.ones_like(x, dtype=torch.bool) if brain is None else _plane(brain, "brain") > 0
+    for name, t in (("mask", m), ("brain", b)):
+        if t is not None and t.shape != x.shape:
+            raise InputError(f"{name} {tuple(t.shape)} does not match the image {tuple(x.shape)}")
+    top = min(15, min(x.shape) - (1 - min(x.shape) % 2))
+    if window_size % 2 == 0 or not 3 <= window_size <= top:
+        raise InputError(f"window_size must be odd and between 3 and {top}, got {window_size}")
+    residual = (x - y).abs() * b
+
+    def draw(window_size: int, k1: float, k2: float):
+        window_size += 1 - window_size % 2  # the Gaussian window is odd
+        amap = ssim_window_map(x, y, window_size, k1, k2) * b
+        return viz.ssim_window_figure(x, y, residual, amap, window_size, 1.5 * window_size / 11, k1, k2, m,
+                                      _lesion_means(amap, m, b), _lesion_means(residual, m, b))
+
+    return _run(draw, {"window_size": w.IntSlider(value=window_size, min=3, max=top, step=2),
+                       "k1": w.FloatLogSlider(value=k1, base=10, min=-4, max=0, step=0.25),
+                       "k2": w.FloatLogSlider(value=k2, base=10, min=-4, max=0, step=0.25)},
+                {"window_size": window_size, "k1": k1, "k2": k2})
 
 
 def feature_ssim_anomaly_map(features: torch.Tensor, reconstruction: torch.Tensor, data_range: float,
@@ -358,3 +494,55 @@ def ncc_window_explorer(data, restored: torch.Tensor, window: int = 11, index: i
     return _run(draw, {"window": w.IntSlider(value=window, min=3, max=min(top, 41), step=2),
                        "index": w.IntSlider(value=index, min=0, max=len(data) - 1)},
                 {"window": window, "index": index})
+
+
+def superpixel_explorer(image: Any, brain: Any, mask: Any = None, n_segments: int = 150,
+                        compactness: float = 0.1):
+    """Change the number of SLIC superpixels (and their compactness) and watch ProxyAno's proxy of a
+    slice: the slice, the proxy and |proxy − slice| with the lesion outline (notebook 07).
+
+    Each setting is segmented once (:func:`featureae_lite.models.superpixels.superpixel_image`) and kept,
+    so moving back to a setting already seen redraws at once.
+
+    Parameters
+    ----------
+    image, brain : array-like
+        (H, W) or (1, H, W) slice in [0, 1] and its brain mask.
+    mask : array-like, optional
+        (H, W) or (1, H, W) lesion mask: outlined, and the title gives the mean |proxy − slice| on the
+        lesion and on normal brain.
+    n_segments : int
+        Initial number of superpixels asked of SLIC (10 to 600).
+    compactness : float
+        Initial SLIC compactness (small: superpixels follow intensity edges).
+    """
+    import ipywidgets as w
+
+    from featureae_lite.models.superpixels import superpixel_image
+
+    x, b = _plane(image, "image"), _plane(brain, "brain") > 0
+    m = None if mask is None else _plane(mask, "mask")
+    for name, t in (("brain", b), ("mask", m)):
+        if t is not None and t.shape != x.shape:
+            raise InputError(f"{name} {tuple(t.shape)} does not match the image {tuple(x.shape)}")
+    if not b.any():
+        raise InputError("the brain mask is empty: nothing to segment")
+    if not 10 <= n_segments <= 600 or compactness <= 0:
+        raise InputError(f"n_segments must be in [10, 600] and compactness positive, got {n_segments}, "
+                         f"{compactness}")
+
+    @functools.cache
+    def proxy(n_segments: int, compactness: float) -> torch.Tensor:
+        return torch.from_numpy(superpixel_image(x, b, n_segments=n_segments, compactness=compactness))
+
+    def draw(n_segments: int, compactness: float):
+        p = proxy(n_segments, compactness)
+        error = (p - x).abs() * b
+        regions = int(torch.unique(p[b]).numel())
+        return viz.superpixel_figure(x, p, error, n_segments, compactness, m, regions,
+                                     _lesion_means(error, m, b))
+
+    return _run(draw, {"n_segments": w.IntSlider(value=n_segments, min=10, max=600, step=10),
+                       "compactness": w.FloatLogSlider(value=compactness, base=10, min=-2.5, max=1,
+                                                       step=0.25)},
+                {"n_segments": n_segments, "compactness": compactness})
