@@ -299,6 +299,7 @@ def test_channel_browser_reads_the_lesion_contrast_of_the_shown_channel(interact
                                            f"this slice (rank {rank} of 5 by |contrast|)")
     assert "rank 1 of 5" in _suptitle(panel.result)
     assert panel.result.axes[0].get_title() == "input (tumor)"
+    assert panel.result.axes[1].collections  # the lesion's cells are outlined on the feature grid
     controls["index"].value = 0  # a healthy slice
     assert "no lesion on this slice" in _suptitle(panel.result)
     with pytest.raises(ValueError, match="does not divide the slice size"):

@@ -252,8 +252,8 @@ def channel_figure(image: Any, channel_map: Any, channel: int, mask: Any = None,
                    title: str = "input"):
     """An input slice (1, H, W), titled ``title``, next to one channel (h, w) of its feature map.
 
-    With ``mask`` (1, H, W) the lesion is outlined on the slice, with ``grid_mask`` (h, w) — the
-    fraction of each feature cell that is lesion — on the channel. ``contrast`` is the channel's
+    With ``mask`` (1, H, W) the lesion is outlined on the slice, with ``grid_mask`` (h, w) — 1 for the
+    feature cells that hold lesion, else 0 — on the channel. ``contrast`` is the channel's
     standardised lesion contrast on this slice (NaN: no lesion), ``rank`` its rank by absolute
     contrast among ``n_channels`` channels (1 = strongest); both go into the title.
     """

@@ -195,7 +195,7 @@ def channel_browser(images, features: torch.Tensor, index: int = 0):
             return viz.channel_figure(images[index], features[index, channel], channel, title=title)
         c = contrasts(index)
         rank = int((np.abs(c) > abs(c[channel])).sum()) + 1
-        grid = F.adaptive_avg_pool2d((masks[index] > 0).float(), features.shape[-2:])[0]
+        grid = F.adaptive_max_pool2d((masks[index] > 0).float(), features.shape[-2:])[0]  # cells with lesion
         return viz.channel_figure(images[index], features[index, channel], channel, masks[index], grid,
                                   float(c[channel]), rank, len(c), title=title)
 
