@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
-	$(BIN)/featureae-lite fetch-real || echo "fetch-real failed (offline?): notebook 01 skips its transfer test"
+	$(BIN)/featureae-lite fetch-real || echo "fetch-real failed (offline?): notebook 10 skips its transfer test"
 	touch $(STAMP)
 
 setup: $(STAMP)

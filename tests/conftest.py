@@ -59,7 +59,7 @@ def quick_data_dir(tmp_path_factory):
     """One data folder shared by the slow end-to-end tests (the QUICK cohort is synthesised once).
 
     When the checkout's data folder holds a fetched real set (``make setup`` runs ``featureae-lite
-    fetch-real``), it is linked in as ``real/`` so that notebook 01 runs its transfer test offline."""
+    fetch-real``), it is linked in as ``real/`` so that notebook 10 runs its transfer test offline."""
     from featureae_lite.experiments.transfer import find_real_data
 
     folder = tmp_path_factory.mktemp("quick_data")

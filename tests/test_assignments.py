@@ -283,7 +283,7 @@ def test_a_submission_matching_no_course_notebook_is_flagged(tmp_path):
     [x] = grade([unmatched], **LIMITS)
     assert x["status"] == "unmatched" and x["total"] == 0
     assert x["warnings"] == ["x.ipynb matches no course notebook (names contain 00_mri_data_and_anomalies … "
-                             "09_benchmark); rename it to contain its notebook's name"]
+                             "10_transfer_to_real_brains); rename it to contain its notebook's name"]
     assert "x.ipynb matches no course notebook" in report_table([x])
 
 

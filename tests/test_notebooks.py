@@ -41,6 +41,7 @@ def test_the_sequence_exists():
     names = [p.stem for p in NOTEBOOKS]
     assert names[:6] == ["00_mri_data_and_anomalies", "01_l1_residual_autoencoder", "02_ssim",
                          "03_feature_space", "04_feature_autoencoder", "05_evaluation"]
+    assert names[-1] == "10_transfer_to_real_brains"  # the transfer test comes after the benchmark
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -159,15 +160,18 @@ def test_method_notebooks_show_the_network_and_a_training_step_by_hand(quick_run
 
 
 @pytest.mark.slow
-def test_notebook_01_runs_the_transfer_test_on_a_fetched_real_set(quick_run, quick_data_dir):
-    figures = json.loads((quick_run / "01_l1_residual_autoencoder.json").read_text())
+def test_notebook_10_runs_the_transfer_test_on_a_fetched_real_set(quick_run, quick_data_dir):
+    figures = json.loads((quick_run / "10_transfer_to_real_brains.json").read_text())
     if not (quick_data_dir / "real").exists():
-        assert "ae_l1_real_pixel_ap" not in figures
+        assert "ae_l1_real_pixel_ap" not in figures and figures["n_real_slices"] == 0
         pytest.skip("no real set fetched into data/real (featureae-lite fetch-real): the section is skipped")
     for m in ("threshold", "ae_l1", "ae_l1_wide"):  # ae_l1_wide: trained on the wide population
         assert 0 < figures[f"{m}_real_pixel_ap"] <= 1 and 0 < figures[f"{m}_t1_synthetic_pixel_ap"] <= 1
         assert 0 <= figures[f"{m}_real_pixel_auroc"] <= 1
     assert 0 < figures["ae_l1_wide_t1_val_pixel_ap"] <= 1 and 0 < figures["ae_l1_t1_val_pixel_ap"] <= 1
+    assert figures["n_real_slices"] > 0
+    l1_figures = json.loads((quick_run / "01_l1_residual_autoencoder.json").read_text())
+    assert "ae_l1_real_pixel_ap" not in l1_figures  # the transfer test is notebook 10's only
 
 
 def test_check_figures_reports_drift(tmp_path):

@@ -46,7 +46,7 @@ def test_every_package_folder_is_listed():
 
 
 def test_wheel_ships_the_course_notebooks(tmp_path):
-    """A non-editable install gets the ten notebooks and the expected figures as package data."""
+    """A non-editable install gets the eleven notebooks and the expected figures as package data."""
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
     for name in ("featureae_lite", "notebooks"):
@@ -61,7 +61,7 @@ def test_wheel_ships_the_course_notebooks(tmp_path):
     course = {n.removeprefix(prefix) for n in names if n.startswith(prefix)}
     notebooks = {p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert course == notebooks | {"expected_figures.json"}
-    assert len(course) == 11
+    assert len(course) == 12
     assert {"featureae_lite/cli/__init__.py", "featureae_lite/data/synth.py", "featureae_lite/models/fae.py",
             "featureae_lite/course/resources/site_page.html.j2",
             "featureae_lite/course/resources/site_index.html.j2"} <= names

@@ -145,11 +145,12 @@ def test_transfer_tiny_threshold(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["real_subjects"] == ["case1"] and meta["modality"] == "t1"
     assert "| threshold |" in (out / "transfer.md").read_text()
-    # the same measurement without files, keeping what notebook 01 draws (the model is reloaded)
+    # the same measurement without files, keeping what notebook 10 draws (the model is reloaded)
     test = transfer_test(["threshold"], tmp_path / "real", preset="tiny", data_dir=tmp_path / "data",
                          device="cpu", progress=False)
     assert test.results["threshold"]["real"] == row["real"] and set(test.detectors) == {"threshold"}
     assert test.real.images.shape[0] == meta["n_real_slices"] and float(test.real.masks.sum()) > 0
+    assert test.synthetic.images.shape[0] == meta["n_synthetic_test_slices"]  # notebook 10's lift over chance
     assert test.table().loc["threshold", "AP real"] == row["real"]["pixel_ap"]
 
 

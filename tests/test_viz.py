@@ -49,3 +49,26 @@ def test_lesion_readings_only_where_there_is_a_lesion():
     assert fig._suptitle.get_text().splitlines() == ["window 5 (σ 0.68), K1 0.01, K2 0.03",
                                                      "1 − SSIM: lesion 0.500 vs normal brain 0.250 (×2.0)"]
     plt.close(fig)
+
+
+def test_plot_pr_roc_draws_the_curves_the_metrics_integrate():
+    from featureae_lite.core import metrics
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.rand(3, 1, 16, 16, generator=g) < 0.1
+    scores = torch.rand(3, 1, 16, 16, generator=g) + 0.5 * labels
+    scores = torch.round(scores * 20) / 20  # ties: one threshold each, as the metrics count them
+    brain = torch.zeros_like(scores)
+    brain[..., 2:14, 2:14] = 1
+    fig, axes = plt.subplots(1, 2)
+    got = viz.plot_pr_roc(axes, scores, labels, brain, label="toy", max_points=5)
+    assert got["ap"] == metrics.average_precision(scores, labels, brain)
+    assert got["auroc"] == metrics.roc_auc(scores, labels, brain)
+    inside = brain > 0
+    assert got["chance"] == int(labels[inside].sum()) / int(inside.sum())
+    (pr_curve, chance_line), (roc_curve, _diagonal) = axes[0].lines, axes[1].lines
+    assert len(pr_curve.get_xdata()) <= 6 and len(roc_curve.get_xdata()) <= 6  # max_points, plus the origin
+    assert roc_curve.get_xdata()[-1] == 1.0 and roc_curve.get_ydata()[-1] == 1.0  # the last threshold
+    assert chance_line.get_ydata()[0] == got["chance"]
+    assert "AP" in axes[0].get_legend().get_texts()[0].get_text()
+    plt.close(fig)

@@ -140,7 +140,7 @@ def fetch_real(args: argparse.Namespace) -> int:
     from featureae_lite.data.realdata import fetch_pyradiomics
 
     out = args.out
-    if out is None:  # where notebook 01's transfer test looks for it
+    if out is None:  # where notebook 10's transfer test looks for it
         from featureae_lite.experiments.transfer import real_data_dir
 
         out = str(real_data_dir(args.data))

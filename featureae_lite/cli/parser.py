@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="download the real held-out test set (pyradiomics' two brain cases)")
     p.add_argument("--out", default=None,
                    help="folder for the subject folders and provenance.json (default: DATA/real, where "
-                        "notebook 01's transfer test finds it)")
+                        "notebook 10's transfer test finds it)")
     p.add_argument("--data", default=None,
                    help="data folder (default: $FEATUREAE_LITE_DATA, else data/ in the repo)")
     p.add_argument("--sdist", default=None, metavar="PATH",

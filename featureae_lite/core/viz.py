@@ -139,6 +139,58 @@ def plot_per_type(ax, results: Mapping[str, Any], metric: str = "pixel_ap") -> N
     ax.legend(fontsize=7, ncol=2)
 
 
+def plot_pr_roc(axes, scores: Any, labels: Any, brain: Any = None, label: str = "map",
+                max_points: int = 2000) -> dict[str, float]:
+    """The precision-recall curve (first axis) and the ROC curve (second axis) of one map, pixels pooled.
+
+    The curves are those the metrics integrate (:mod:`featureae_lite.core.metrics`: a pixel is positive
+    when its score is ≥ the threshold, tied scores form one threshold), each with the line of a random
+    map: precision equal to the positive share, and the diagonal.
+
+    Parameters
+    ----------
+    axes : pair of matplotlib Axes
+        Where to draw the precision-recall and the ROC curve.
+    scores, labels : array-like or tensor
+        The map and the ground truth (binary), same shape, e.g. (N, 1, H, W).
+    brain : array-like or tensor, optional
+        The pixels that count (brain-masked evaluation); default every pixel.
+    label : str
+        The map's name in the legends.
+    max_points : int
+        Most points drawn per curve (evenly spaced along it); the returned AP and AUROC are exact.
+
+    Returns
+    -------
+    dict
+        ``"ap"`` and ``"auroc"`` of the map, ``"chance"`` the positive share (a random map's AP).
+    """
+    from featureae_lite.core.errors import InputError
+    from featureae_lite.core.metrics import _ap, _auroc, _curve, _prepare
+
+    s, y = _prepare(scores, labels, brain)
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise InputError("the curves need both positive and negative pixels")
+    tp, fp, _ = _curve(s, y)
+    ap, auroc, chance = _ap(tp, fp, n_pos), _auroc(tp, fp, n_pos, n_neg), n_pos / y.size
+    keep = np.unique(np.linspace(0, tp.size - 1, min(max_points, tp.size)).astype(int))
+    tp, fp = tp[keep].astype(float), fp[keep].astype(float)
+    pr, roc = axes
+    pr.step(np.r_[0.0, tp / n_pos], np.r_[1.0, tp / (tp + fp)], where="pre", label=f"{label} (AP {ap:.3f})")
+    pr.axhline(chance, color="grey", ls="--", lw=1, label=f"random map (AP {chance:.4f})")
+    pr.set(xlabel="recall (share of lesion pixels found)", ylabel="precision (lesion share of flagged)",
+           xlim=(0, 1), ylim=(0, 1.02), title="precision-recall")
+    roc.plot(np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos], label=f"{label} (AUROC {auroc:.3f})")
+    roc.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="random map (AUROC 0.5)")
+    roc.set(xlabel="false-positive rate (normal pixels flagged)", ylabel="true-positive rate (recall)",
+            xlim=(0, 1), ylim=(0, 1.02), title="ROC")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return {"ap": ap, "auroc": auroc, "chance": chance}
+
+
 def plot_training_curve(ax, history: Mapping[str, Any], title: str | None = None) -> None:
     """Training loss (and validation loss, if any) against the step."""
     ax.plot(np.arange(1, len(history["train_loss"]) + 1), history["train_loss"], lw=0.8,

@@ -181,7 +181,7 @@ def check_orderings(run_dir: str | os.PathLike, quick: bool,
     Each ordering is ``{"notebook", "left", "op" (">", ">=", "<", "<="), "right", "factor", "lesson"}`` and
     holds when ``left op factor × right`` (``right`` a figure name or a number). With
     ``"if_recorded": true`` it is checked only when the run recorded both figures (a section that
-    needs optional data, e.g. 01's transfer test without a fetched real set); otherwise a missing
+    needs optional data, e.g. 10's transfer test without a fetched real set); otherwise a missing
     figure is a failure.
 
     Returns

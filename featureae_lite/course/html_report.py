@@ -54,6 +54,9 @@ KEY_RESULTS = {
     "09_benchmark": "pixel AP: FAE {fae_pixel_ap} [{fae_pixel_ap_ci_low}, {fae_pixel_ap_ci_high}], DPA "
                     "{dpa_pixel_ap}, patchsim {patchsim_pixel_ap}, l1 residual {ae_l1_pixel_ap} "
                     "[{ae_l1_pixel_ap_ci_low}, {ae_l1_pixel_ap_ci_high}]",
+    "10_transfer_to_real_brains": "pixel AP, synthetic T1 test → real cases: l1 AE "
+                                  "{ae_l1_t1_synthetic_pixel_ap} → {ae_l1_real_pixel_ap}, intensity "
+                                  "threshold {threshold_t1_synthetic_pixel_ap} → {threshold_real_pixel_ap}",
 }
 
 _QUICK_STEPS = sorted({b["steps"] for b in QUICK.budgets.values()})

@@ -7,7 +7,7 @@ of a real held-out folder (none is used for training, validation or thresholds: 
 loss are reported too, the only figures to choose settings on), and writes ``transfer.json``,
 ``transfer.md`` and ``meta.json``. The transfer ratio is real pixel AP / synthetic pixel AP.
 :func:`transfer_test` does the same without writing files and keeps the trained detectors and the
-real slices (notebook 01 draws its maps); :func:`find_real_data` locates a fetched real set.
+real slices (notebook 10 draws its maps); :func:`find_real_data` locates a fetched real set.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ REAL_SUBFOLDER = "real"
 
 def real_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """``<data folder>/real``: where ``featureae-lite fetch-real`` (run by ``make setup``) puts the
-    real held-out set and where notebook 01's transfer test looks for it."""
+    real held-out set and where notebook 10's transfer test looks for it."""
     from featureae_lite.data.paths import resolve_data_dir
 
     return resolve_data_dir(data_dir) / REAL_SUBFOLDER
@@ -88,12 +88,15 @@ class TransferTest:
         The real set's slices (images, masks, brains: (S, 1, H, W)).
     detectors : dict
         method → the trained (or loaded) detector.
+    synthetic : Batch or None
+        The synthetic test split the models were tested on (same layout as ``real``).
     """
 
     results: dict[str, Any]
     meta: dict[str, Any]
     real: Batch
     detectors: dict[str, Detector]
+    synthetic: Batch | None = None
 
     def table(self):
         """A pandas DataFrame, one row per method: AP synthetic / real, their ratio, AUROC real."""
@@ -194,7 +197,7 @@ def transfer_test(
     -------
     TransferTest
         ``results``: method → ``{"synthetic": metrics, "real": metrics, "ratio": real AP / synthetic
-        AP, ...}``; ``meta``; the real slices; the detectors.
+        AP, ...}``; ``meta``; the real slices; the detectors; the synthetic test slices.
     """
     if not methods:
         raise InputError("no method given")
@@ -250,7 +253,7 @@ def transfer_test(
     provenance = Path(real_data) / "provenance.json"
     if provenance.is_file():
         meta["real_provenance"] = json.loads(provenance.read_text()).get("source")
-    return TransferTest(results, meta, real, detectors)
+    return TransferTest(results, meta, real, detectors, splits["test"])
 
 
 def transfer_markdown(results: dict[str, Any], meta: dict[str, Any] | None = None) -> str:

@@ -23,7 +23,7 @@ This package's job is to gather the checkers and export the checking API; its mo
 * :mod:`.checking` — :func:`feedback`, :func:`check`, :func:`reveal`;
 * :mod:`.tripwires` — forbidden functions: :func:`forbidden_calls`, :func:`arm_tripwires`;
 * :mod:`.helpers` — random inputs and comparisons for the checkers, :func:`value_and_grad`;
-* ``nb00_…`` to ``nb09_…`` — one module of checkers per notebook. Importing them here registers every
+* ``nb00_…`` to ``nb10_…`` — one module of checkers per notebook. Importing them here registers every
   exercise, in the order of the notebooks (the order :data:`EXERCISES` lists them in).
 """
 
@@ -39,6 +39,7 @@ from featureae_lite.course.exercises import (
     nb07_proxy_bridged,
     nb08_patch_similarity,
     nb09_benchmark,
+    nb10_transfer,
 )
 from featureae_lite.course.exercises.checking import check, feedback, reveal
 from featureae_lite.course.exercises.helpers import value_and_grad
@@ -65,5 +66,5 @@ __all__ = [
     "arm_tripwires", "check", "exercise", "feedback", "forbidden_calls", "reveal", "value_and_grad",
     "nb00_mri_data", "nb01_l1_residual", "nb02_ssim", "nb03_feature_space", "nb04_feature_autoencoder",
     "nb05_evaluation", "nb06_perceptual_autoencoder", "nb07_proxy_bridged", "nb08_patch_similarity",
-    "nb09_benchmark",
+    "nb09_benchmark", "nb10_transfer",
 ]
