@@ -216,10 +216,13 @@ def test_budget_explorer_measures_each_snapshot_once(interactive, budget_session
     from featureae_lite.models.registry import load_detector
 
     S = budget_session
+    S.detector("patchsim")  # trains with snapshots: the course model's config
+    state = torch.get_rng_state()
     panel = widgets.budget_explorer(S, "patchsim", references={"l1 residual": 0.25})
     step = _controls(panel)["step"]
     assert step.options == (1, 2, 4, 6) and step.value == 1 and not step.continuous_update
-    snapshot = load_detector(list_snapshots(S.checkpoint("patchsim"))[2])
+    with torch.random.fork_rng():
+        snapshot = load_detector(list_snapshots(S.checkpoint("patchsim"))[2])
     want = evaluate_output(snapshot.predict(S.test.images, S.test.brains), S.test, per_type=False,
                            unmasked=False)["pixel_ap"]
     step.value = 2
@@ -228,6 +231,7 @@ def test_budget_explorer_measures_each_snapshot_once(interactive, budget_session
     assert [ax.get_title() for ax in panel.result.axes[:3]] == [
         "slice", "map after 2 steps", "restoration after 2 steps"]
     assert list(panel.result.axes[-1].lines[0].get_xdata()) == [1, 2]  # the curve grows as steps are seen
+    assert torch.equal(torch.get_rng_state(), state)  # loading snapshots left the random stream alone
     step.value = 6  # the budget: the session's own evaluation
     assert _suptitle(panel.result).startswith(f"patchsim after 6 of 6 steps: test pixel AP "
                                               f"{S.evaluate('patchsim')['pixel_ap']:.3f}")

@@ -87,7 +87,9 @@ class BudgetSnapshots:
             return self.session.detector(self.method, **self.overrides)
         if step not in self.files:
             raise InputError(f"no snapshot of {self.method} at step {step}; there are: {self.steps}")
-        return load_detector(self.files[step], expect={"method": self.method}).to_device(self.session.device)
+        with torch.random.fork_rng():  # building the module draws its initial weights: leave the
+            det = load_detector(self.files[step], expect={"method": self.method})  # notebook's stream alone
+        return det.to_device(self.session.device)
 
     def _result(self, step: int) -> dict[str, Any]:
         """The cached result of ``step``: ``pixel_ap`` (None until measured) and ``slices`` (index →
