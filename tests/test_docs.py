@@ -18,7 +18,8 @@ README = (ROOT / "README.md").read_text()
 TEACHING = (ROOT / "docs" / "teaching.md").read_text()
 PAGES = [ROOT / "README.md", ROOT / "data" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOCS = {p.relative_to(ROOT).as_posix(): p.read_text() for p in PAGES}
-NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten",
+           11: "eleven", 12: "twelve"}
 
 
 def _widget_names() -> list[str]:

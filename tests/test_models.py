@@ -184,6 +184,65 @@ def test_train_or_load_retrains_when_the_code_changes(toy, tmp_path, monkeypatch
     assert len(list(tmp_path.glob("*.pt"))) == 2  # a checkpoint of other code is not reused
 
 
+SNAPSHOT_RUN = {"image_size": SIZE, "steps": 12, "batch_size": 8}
+
+
+def _trained(method, toy, folder, snapshots, **config):
+    """train_or_load with a fresh checkpoint folder; returns the detector, its checkpoint file and the
+    global random state after the training."""
+    from featureae_lite.experiments.checkpoints import checkpoint_file
+
+    cfg = {**SNAPSHOT_RUN, **METHOD_OPTIONS.get(method, {}), **config}
+    det = train_or_load(method, toy["train"], toy["val"], checkpoint_dir=folder, progress=False,
+                        snapshots=snapshots, **cfg)
+    return det, checkpoint_file(method, toy["train"], folder, **cfg), torch.get_rng_state()
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("method", ["patchsim", pytest.param("fae", marks=pytest.mark.slow)])
+def test_training_snapshots_leave_the_trained_model_bit_identical(toy, tmp_path, method):
+    # patchsim's loss draws its corruptions from the global random stream (in the validation loss
+    # too), FAE's dropout draws in training: saving a snapshot must draw nothing and add no pass
+    from featureae_lite.experiments.checkpoints import list_snapshots, snapshot_folder, snapshot_steps
+
+    with_, path, rng_with = _trained(method, toy, tmp_path / "with", True)
+    without, plain_path, rng_without = _trained(method, toy, tmp_path / "without", False)
+    assert path.name == plain_path.name  # snapshots are no part of the key
+    assert _same_weights(with_.state_dict(), without.state_dict())
+    assert _same_weights(torch.load(path)["state_dict"], torch.load(plain_path)["state_dict"])
+    for key in ("train_loss", "val_loss", "val_step"):
+        assert with_.history[key] == without.history[key], key
+    assert torch.equal(rng_with, rng_without)  # as many random numbers drawn
+    assert snapshot_steps(12) == [1, 2, 4, 8]
+    assert list(list_snapshots(path)) == [1, 2, 4, 8]
+    assert not snapshot_folder(plain_path).exists()
+    assert "loss" not in vars(with_)  # the counting hook is gone
+
+
+def test_a_snapshot_is_the_model_a_shorter_run_trains(toy, tmp_path):
+    from featureae_lite.experiments.checkpoints import list_snapshots
+
+    _, path, _ = _trained("patchsim", toy, tmp_path / "long", True)
+    snapshot = load_detector(list_snapshots(path)[4], expect={"method": "patchsim"})
+    assert torch.load(list_snapshots(path)[4])["step"] == 4
+    short, _, _ = _trained("patchsim", toy, tmp_path / "short", False, steps=4)
+    assert _same_weights(snapshot.state_dict(), short.state_dict())  # constant learning rate
+
+
+def test_a_checkpoint_without_snapshots_is_loaded_not_retrained(toy, tmp_path):
+    from featureae_lite.experiments.checkpoints import list_snapshots, snapshot_steps
+
+    first, path, _ = _trained("ae_l1", toy, tmp_path, False)
+    stamp = path.stat().st_mtime_ns
+    again, _, _ = _trained("ae_l1", toy, tmp_path, True)
+    assert path.stat().st_mtime_ns == stamp and again.history == first.history
+    assert list_snapshots(path) == {}
+    assert snapshot_steps(1) == [] and snapshot_steps(3) == [1, 2]
+
+
 def test_image_score_rules():
     maps = torch.zeros(1, 1, 10, 10)
     maps[0, 0, :, :] = torch.arange(100.0).view(10, 10)

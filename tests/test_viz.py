@@ -72,3 +72,18 @@ def test_plot_pr_roc_draws_the_curves_the_metrics_integrate():
     assert chance_line.get_ydata()[0] == got["chance"]
     assert "AP" in axes[0].get_legend().get_texts()[0].get_text()
     plt.close(fig)
+
+
+def test_budget_figure_maps_restorations_and_the_ap_curve():
+    image, mask = torch.rand(1, 16, 16), torch.zeros(1, 16, 16)
+    mask[0, 4:8, 4:8] = 1
+    maps = {s: torch.rand(1, 16, 16) for s in (1, 4)}
+    fig = viz.budget_figure(image, mask, maps, {1: 0.1, 4: 0.3}, [1, 2, 4, 8], {"l1": 0.2},
+                            restorations={4: torch.rand(1, 16, 16)}, chosen=4, title="t")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:4] == ["slice", "map after 1 step", "map after 4 steps", "restoration after 4 steps"]
+    curve = fig.axes[-1]
+    ys = [list(line.get_ydata()) for line in curve.lines]
+    assert ys[0] == [0.1, 0.3] and ys[1] == [0.2, 0.2] and ys[2] == [0.3]  # points, l1 line, chosen ring
+    assert [t.get_text() for t in curve.get_xticklabels()] == ["1", "2", "4", "8"]  # measured or not
+    plt.close(fig)

@@ -321,3 +321,66 @@ def test_the_widgets_leave_the_random_state_alone(static, data, maps):
     assert (np.random.get_state()[1] == legacy).all()  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), torch_state)
     plt.close("all")
+
+
+@pytest.fixture
+def budget_session(tmp_path, data):
+    """A session on the 32-px slices whose patchsim trains 6 steps (snapshots at 1, 2 and 4)."""
+    from featureae_lite.core.presets import Preset
+    from featureae_lite.course.session import Session
+
+    g = torch.Generator().manual_seed(2)
+    brains = torch.zeros(8, 1, 32, 32)
+    brains[..., 4:28, 4:28] = 1
+    train = Batch(images=torch.rand(8, 1, 32, 32, generator=g) * brains, brains=brains)
+    p = Preset(cohort_size="tiny", image_size=32, slice_step=1, name="test",
+               budgets={"patchsim": {"steps": 6, "batch_size": 4}})
+    return Session(p, 0, str(tmp_path), train, data, data, tmp_path, "cpu")
+
+
+def test_budget_explorer_measures_each_snapshot_once(interactive, budget_session):
+    from featureae_lite.experiments.checkpoints import list_snapshots
+    from featureae_lite.experiments.evaluation import evaluate_output
+    from featureae_lite.models.registry import load_detector
+
+    S = budget_session
+    S.detector("patchsim")  # trains with snapshots: the course model's config
+    state = torch.get_rng_state()
+    panel = widgets.budget_explorer(S, "patchsim", references={"l1 residual": 0.25})
+    step = _controls(panel)["step"]
+    assert step.options == (1, 2, 4, 6) and step.value == 1 and not step.continuous_update
+    with torch.random.fork_rng():
+        snapshot = load_detector(list_snapshots(S.checkpoint("patchsim"))[2])
+    want = evaluate_output(snapshot.predict(S.test.images, S.test.brains), S.test, per_type=False,
+                           unmasked=False)["pixel_ap"]
+    step.value = 2
+    assert _suptitle(panel.result) == (f"patchsim after 2 of 6 steps: test pixel AP {want:.3f}; "
+                                       "l1 residual 0.250")
+    assert [ax.get_title() for ax in panel.result.axes[:3]] == [
+        "slice", "map after 2 steps", "restoration after 2 steps"]
+    assert list(panel.result.axes[-1].lines[0].get_xdata()) == [1, 2]  # the curve grows as steps are seen
+    assert torch.equal(torch.get_rng_state(), state)  # loading snapshots left the random stream alone
+    step.value = 6  # the budget: the session's own evaluation
+    assert _suptitle(panel.result).startswith(f"patchsim after 6 of 6 steps: test pixel AP "
+                                              f"{S.evaluate('patchsim')['pixel_ap']:.3f}")
+
+
+def test_budget_explorer_static_figure_and_missing_snapshots(static, budget_session, capsys):
+    S = budget_session
+    assert widgets.budget_explorer(S, "patchsim") is None
+    fig = plt.gcf()
+    assert len(fig.axes) == 1 + 4 + 4 + 1  # slice, a map and a restoration per step, the curve
+    assert list(fig.axes[-1].lines[0].get_xdata()) == [1, 2, 4, 6]
+    assert capsys.readouterr().out == ""
+    plt.close("all")
+    old = S.detector("patchsim", progress=False, batch_size=2, snapshots=False)  # another checkpoint
+    assert old.config.batch_size == 2
+    assert widgets.budget_explorer(S, "patchsim", batch_size=2) is None
+    out = capsys.readouterr().out
+    assert "No training snapshots of patchsim" in out and "delete that checkpoint" in out
+    assert list(plt.gcf().axes[-1].lines[0].get_xdata()) == [6]
+    assert "no snapshots: the final model only" in _suptitle(plt.gcf())
+    with pytest.raises(ValueError, match="no training budget"):
+        widgets.budget_explorer(S, "threshold")
+    with pytest.raises(ValueError, match="index must be between"):
+        widgets.budget_explorer(S, "patchsim", index=6)

@@ -478,3 +478,54 @@ def superpixel_figure(image: Any, proxy: Any, error: Any, n_segments: int, compa
                  + (f"\n{reading}" if reading else ""), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_budget_curve(ax, aps: Mapping[int, float], steps: Sequence[int],
+                      references: Mapping[str, float] | None = None, chosen: int | None = None) -> None:
+    """Test pixel AP against training steps (log axis, one tick per step of ``steps``) for the steps
+    measured so far (``aps``: step → AP), each of ``references`` (label → AP) as a dashed line, and the
+    ``chosen`` step ringed."""
+    xs = sorted(aps)
+    ax.plot(xs, [aps[s] for s in xs], "o-", color="C0", label="this model")
+    for i, (label, value) in enumerate((references or {}).items(), start=1):
+        ax.axhline(value, ls="--", lw=1, color=f"C{i}", label=label)
+    if chosen in aps:
+        ax.plot([chosen], [aps[chosen]], "o", ms=11, mfc="none", mec="k")
+    ax.set_xscale("log")
+    ax.set_xlim(min(steps) / 1.5, max(steps) * 1.5)
+    ax.set_xticks(list(steps), [str(s) for s in steps], fontsize=7)
+    ax.minorticks_off()
+    ax.set_ylim(bottom=0, top=max([*aps.values(), *(references or {}).values(), 1e-3]) * 1.15)
+    ax.set(xlabel="training steps", ylabel="test pixel AP")
+    ax.legend(fontsize=7)
+
+
+def budget_figure(image: Any, mask: Any, maps: Mapping[int, Any], aps: Mapping[int, float],
+                  steps: Sequence[int], references: Mapping[str, float] | None = None,
+                  restorations: Mapping[int, Any] | None = None, chosen: int | None = None,
+                  title: str | None = None):
+    """One slice (1, H, W) with its lesion outline (``mask``, 1 × H × W), its anomaly map (1, H, W)
+    after each step count of ``maps`` (step → map), the restoration (1, H, W) at those steps in a
+    second row if ``restorations`` are given, and :func:`plot_budget_curve` of ``aps`` over ``steps``.
+
+    Each map gets its own colour window (:func:`show_map`): the panels show where a map is highest
+    at each step, not how its magnitude changes."""
+    import matplotlib.pyplot as plt
+
+    shown = list(maps)
+    rows = 2 if restorations else 1
+    fig = plt.figure(figsize=(2.3 * (len(shown) + 1) + 4.0, 2.6 * rows + 0.5))
+    grid = fig.add_gridspec(rows, len(shown) + 2, width_ratios=[1] * (len(shown) + 1) + [1.9])
+    ax = fig.add_subplot(grid[0, 0])
+    show_image(ax, image, "slice")
+    outline(ax, mask)
+    for c, step in enumerate(shown, start=1):
+        after = f"{step} step{'s' if step != 1 else ''}"
+        show_map(fig.add_subplot(grid[0, c]), maps[step], f"map after {after}", mask=mask)
+        if restorations and restorations.get(step) is not None:
+            show_image(fig.add_subplot(grid[1, c]), restorations[step], f"restoration after {after}")
+    plot_budget_curve(fig.add_subplot(grid[:, -1]), aps, steps, references, chosen)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

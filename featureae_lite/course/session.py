@@ -51,6 +51,7 @@ class Session:
     device: str = "cpu"
     _detectors: dict[str, Detector] = field(default_factory=dict, repr=False)
     _outputs: dict[str, tuple[AnomalyOutput, float]] = field(default_factory=dict, repr=False)
+    _snapshot_results: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def config(self, method: str, **overrides: Any) -> dict[str, Any]:
         """The course config of ``method``: the preset's image size, the seed, the preset's budget,
@@ -59,17 +60,38 @@ class Session:
 
         return {**preset_config(self.preset, method, self.seed), **overrides}
 
-    def detector(self, method: str, progress: bool = True, **overrides: Any) -> Detector:
-        """Train-or-load ``method`` with the preset's image size and steps (overridable)."""
+    def detector(self, method: str, progress: bool = True, snapshots: bool | None = None,
+                 **overrides: Any) -> Detector:
+        """Train-or-load ``method`` with the preset's image size and steps (overridable).
+
+        ``snapshots``: when it trains, also save its weights part-way through the budget for the
+        training-budget slider (:func:`featureae_lite.experiments.checkpoints.training_snapshots`);
+        None (default): for the course model (the preset's config, whatever overrides spell it out),
+        not for variants such as notebook 04's ablations.
+        """
         from featureae_lite.experiments.checkpoints import train_or_load
+        from featureae_lite.models.registry import build_config, get_method
 
         cfg = self.config(method, **overrides)
         key = f"{method}:{sorted(cfg.items())}"
         if key not in self._detectors:
-            ckpt = Path(self.data_dir) / "checkpoints" if self.data_dir else None
-            self._detectors[key] = train_or_load(method, self.train, self.val, checkpoint_dir=ckpt,
-                                                 progress=progress, device=self.device, **cfg)
+            if snapshots is None:
+                kind = get_method(method).config_class
+                snapshots = build_config(kind, cfg, method) == build_config(kind, self.config(method), method)
+            self._detectors[key] = train_or_load(method, self.train, self.val,
+                                                 checkpoint_dir=self._checkpoint_dir(), progress=progress,
+                                                 device=self.device, snapshots=snapshots, **cfg)
         return self._detectors[key]
+
+    def _checkpoint_dir(self) -> Path | None:
+        return Path(self.data_dir) / "checkpoints" if self.data_dir else None
+
+    def checkpoint(self, method: str, **overrides: Any) -> Path | None:
+        """The checkpoint file of ``method``'s model in this session (None: a method without
+        training); it exists once :meth:`detector` has trained or loaded it."""
+        from featureae_lite.experiments.checkpoints import checkpoint_file
+
+        return checkpoint_file(method, self.train, self._checkpoint_dir(), **self.config(method, **overrides))
 
     def predict(self, method: str, split: str = "test", **overrides: Any) -> AnomalyOutput:
         """Maps and scores of ``method`` on a split (cached per method, config and split)."""
@@ -108,7 +130,9 @@ def train_course_models(session: Session, methods: tuple[str, ...] | None = None
     """Train once, then teach: train-or-load every course model at the session's budgets.
 
     The main job (``featureae-lite main``) calls this before the notebooks, which then load the
-    same checkpoints (keyed by config, data and code) instead of training inside a lesson.
+    same checkpoints (keyed by config, data and code) instead of training inside a lesson. Each
+    training also saves the snapshots of its weights part-way through the budget that the
+    notebooks' training-budget slider shows (:meth:`Session.detector`).
 
     Parameters
     ----------

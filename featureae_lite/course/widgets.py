@@ -546,3 +546,69 @@ def superpixel_explorer(image: Any, brain: Any, mask: Any = None, n_segments: in
                        "compactness": w.FloatLogSlider(value=compactness, base=10, min=-2.5, max=1,
                                                        step=0.25)},
                 {"n_segments": n_segments, "compactness": compactness})
+
+
+def budget_explorer(session, method: str, references: Mapping[str, float] | None = None,
+                    index: int | None = None, **overrides: Any):
+    """Slide along the training budget of a course model (notebooks 04 and 08).
+
+    The one training of a course model (the main job's, or a notebook's when it trains the model
+    itself) saved its weights at 1/12, 1/6, 1/3 and 2/3 of its budget next to its checkpoint
+    (:data:`featureae_lite.experiments.checkpoints.SNAPSHOT_FRACTIONS`). For the step on the slider the
+    panel shows one test slice with its lesion outline, the map of the weights at that step (and the
+    restoration, for patchsim) and the brain-masked test pixel AP of those weights — measured when the
+    step is first shown (one prediction over the test split, cached in the session) — on a curve of
+    AP against steps that grows with every step measured, ``references`` as dashed lines. A checkpoint
+    without snapshots (trained before they were saved) still loads: the panel says so and how to get
+    them, and shows the final model only.
+
+    Headless (papermill, ``featureae-lite notebooks``): one figure with the maps at every step and the
+    whole curve, i.e. one prediction over the test split per snapshot (the budget's maps are the
+    session's). At QUICK that is a few seconds per snapshot; at classroom settings (1440 test slices at
+    128 px, the inference speeds of docs/benchmark.md) an estimated ~10–15 s per FAE snapshot and
+    ~5–10 s per patchsim snapshot, about a minute for the four snapshots of FAE.
+
+    Parameters
+    ----------
+    session : Session
+        The notebook's session (:func:`featureae_lite.course.session.start`).
+    method : str
+        A trainable method; its model is ``session.detector(method, **overrides)`` (trained with
+        snapshots if its checkpoint does not exist yet).
+    references : mapping, optional
+        Label → test pixel AP drawn as horizontal lines, e.g. ``{"l1 residual (ae_l1)": 0.02}``.
+    index : int, optional
+        The test slice shown (default: the one with the largest lesion).
+    """
+    import ipywidgets as w
+
+    from featureae_lite.course.budget import BudgetSnapshots
+
+    snaps = BudgetSnapshots.of(session, method, **overrides)
+    if snaps.missing:
+        print(snaps.missing)
+    data = session.test
+    index = _largest_lesion(data) if index is None else index
+    if not 0 <= index < len(data):
+        raise InputError(f"index must be between 0 and {len(data) - 1}, got {index}")
+    refs = dict(references or {})
+    note = " (no snapshots: the final model only)" if snaps.missing else ""
+
+    def draw(step: int | None):
+        shown = snaps.steps if step is None else [step]  # None: every step (the static figure)
+        for s in shown:
+            snaps.pixel_ap(s, index)
+        pairs = {s: snaps.slice_maps(s, index) for s in shown}
+        aps = snaps.measured()
+        if step is None:
+            title = (f"{method}, {snaps.budget}-step training{note}: test pixel AP by step "
+                     + " · ".join(f"{s} → {aps[s]:.3f}" for s in shown))
+        else:
+            title = f"{method} after {step} of {snaps.budget} steps{note}: test pixel AP {aps[step]:.3f}"
+        if refs:
+            title += "; " + ", ".join(f"{label} {value:.3f}" for label, value in refs.items())
+        restorations = {s: r for s, (_, r) in pairs.items() if r is not None} or None
+        return viz.budget_figure(data.images[index], data.masks[index], {s: m for s, (m, _) in pairs.items()},
+                                 aps, snaps.steps, refs, restorations, step, title)
+
+    return _run(draw, {"step": w.SelectionSlider(options=snaps.steps, value=snaps.steps[0])}, {"step": None})
