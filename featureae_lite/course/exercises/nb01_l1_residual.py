@@ -28,15 +28,17 @@ def check_top10_mean_score(fn: Callable, rng: np.random.Generator) -> None:
 
     maps, brains = _maps(_gen(rng), int(rng.integers(2, 6)), int(rng.integers(12, 28)))
     _close(fn(maps, brains), image_scores(maps, brains, "top10_mean"), "top10_mean_score(maps, brains)",
-           "per slice: keep values where brain > 0, take their 90th percentile q (torch.quantile), "
-           "average the values >= q; one score per slice, shape (N,).")
+           "work slice by slice and look only at the pixels inside that slice's brain: find the value "
+           "that 90 % of them lie below (their 90th percentile) and average the values at or above it. "
+           "Each slice gives one number, so the answer holds one score per slice.")
 
 
 @exercise("01_l1_residual_autoencoder", "the share of a map's in-brain mass that lies on lesion pixels")
 def check_lesion_mass_share(fn: Callable, rng: np.random.Generator) -> None:
-    hint = ("add up the map over the brain (pixels where brains > 0): that is the denominator; the "
-            "numerator adds up the map only where the pixel is in the brain *and* in the lesion. A map "
-            "with no mass in the brain has no share: return NaN instead of dividing by zero.")
+    hint = ("the share is a ratio of two sums over all slices together: below, the map's values over "
+            "every brain pixel; above, only over the pixels that are in the brain *and* in the lesion "
+            "(a lesion pixel outside the brain does not count). A map with no mass in the brain has no "
+            "share: the answer is then NaN, not a division by zero.")
     g = _gen(rng)
     for _ in range(3):
         n, size = int(rng.integers(1, 5)), int(rng.integers(8, 20))

@@ -41,8 +41,9 @@ def check_ssim_terms(fn: Callable, rng: np.random.Generator) -> None:
         for label, value, want in zip(("luminance", "contrast", "structure"), got, _ssim_terms(x, y),
                                       strict=True):
             _number(value, want, f"the {label} term for {name}",
-                    "use population statistics (divide by n, not n − 1), C1 = (0.01 L)², C2 = (0.03 L)², "
-                    "C3 = C2 / 2.", tol=1e-4)
+                    "the statistics describe the whole patch as a population: divide by the number of "
+                    "pixels, not by one less. The three constants that keep each term finite on flat "
+                    "patches are the ones the task gives, for a data range of 1.", tol=1e-4)
 
 
 @exercise("02_ssim", "the SSIM loss 1 − mean SSIM of a batch and its reconstruction",
@@ -54,7 +55,8 @@ def check_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
     x = torch.rand(int(rng.integers(1, 4)), 1, int(rng.integers(16, 32)), 24, generator=g)
     x_hat = (x + rng.uniform(0.05, 0.3) * torch.rand(x.shape, generator=g)).clamp(0, 1)
     _number(fn(x, x_hat), float(ssim_loss(x_hat, x)), "ssim_loss(x, x_hat)",
-            "the course's ssim_map gives the per-pixel SSIM; average it and subtract from 1.")
+            "SSIM is measured per pixel (a window around each one); the loss is one minus its average "
+            "over every pixel of every image in the batch, so a perfect reconstruction costs 0.")
 
 
 @exercise("02_ssim", "count the pairs of items two measures order in opposite directions")

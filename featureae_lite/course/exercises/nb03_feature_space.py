@@ -19,8 +19,9 @@ def check_channel_mean_map(fn: Callable, rng: np.random.Generator) -> None:
     feats = torch.rand(2, c, h, h, generator=_gen(rng))
     want = to_image_map(feats, (size, size))
     _close(fn(feats, size), want, f"channel_mean_map(features, {size})",
-           "average over the channel dimension keeping it, then upsample bilinearly with "
-           "align_corners=True.")
+           "first average the channels into one (the result keeps a channel axis, of size 1), then "
+           "resize that small map to the image side with bilinear interpolation whose corner pixels "
+           "sit exactly on the corners of the image grid, as the task says.")
 
 
 @exercise("03_feature_space", "predict the feature-map shape for a choice of EfficientNet-Lite0 layers")
@@ -37,16 +38,18 @@ def check_feature_shape(fn: Callable, rng: np.random.Generator) -> None:
         expected = (sum(channels[n] for n in layers), size // 4, size // 4)
         if not isinstance(got, tuple | list) or tuple(int(v) for v in got) != expected:
             raise Wrong(f"for layers {layers} at {size} px you predicted {got!r}, the extractor gives "
-                        f"{expected}.", "channels add up over the layers (see fl.features.layer_table()); "
-                        "every layer is resized to 1/4 of the image side.")
+                        f"{expected}.", "the channels of the chosen layers add up (the layer table above "
+                        "the exercise gives each layer's count); every layer is resized to a quarter of the "
+                        "image side, whatever its own stride.")
 
 
 @exercise("03_feature_space", "the layer that holds the channel with the largest absolute lesion contrast")
 def check_best_layer(fn: Callable, rng: np.random.Generator) -> None:
-    hint = ("channels are concatenated layer after layer: the first channels[0] belong to layers[0], "
-            "the next channels[1] to layers[1], and so on. Find the channel with the largest "
-            "*absolute* contrast (a darker response counts as much as a brighter one), ignoring NaN; "
-            "with no valid channel at all return None.")
+    hint = ("channels are concatenated layer after layer: the first layer's channels come first, then "
+            "the second layer's, and so on, as many of each as the channel counts say. Find the channel "
+            "with the largest *absolute* contrast (a darker response counts as much as a brighter one), "
+            "ignoring NaN, then the layer its position falls into; with no valid channel at all the "
+            "answer is None.")
     for case in range(4):
         k = int(rng.integers(2 if case == 2 else 1, 6))
         layers = [f"block{int(v)}" for v in np.sort(rng.choice(16, size=k, replace=False))]

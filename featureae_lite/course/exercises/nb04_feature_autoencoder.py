@@ -26,7 +26,9 @@ def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
 
     f, f_hat = _features(rng)
     _number(fn(f, f_hat), float(ssim_loss(f_hat, f, window_size=5)), "feature_ssim_loss(f, f_hat)",
-            "ssim_map works for any channel count; use window_size=5.")
+            "SSIM is measured per pixel and per channel, for any number of channels; FAE compares "
+            "features in a 5×5 window (images use 11×11). The loss is one minus the average over "
+            "every pixel, channel and slice.")
 
 
 @exercise("04_feature_autoencoder", "FAE's anomaly map: channel-mean 1 − SSIM upsampled to the image",
