@@ -345,8 +345,9 @@ def test_grading_reports_wrong_missing_and_crashing_answers(tmp_path):
     paths = [wrong_and_missing, zero_division, tmp_path / "broken.ipynb"]
     alice, carol, broken = grade(paths, tmp_path / "report.json", **LIMITS)
     assert {k: v["status"] for k, v in alice["exercises"].items()} == {
-        "l1_residual": "failed", "top10_mean_score": "not attempted", "lesion_mass_share": "failed"}
-    assert alice["status"] == "completed" and alice["passed"] == 0 and alice["total"] == 3
+        "l1_residual": "failed", "top10_mean_score": "not attempted", "lesion_mass_share": "failed",
+        "top_fraction": "failed"}
+    assert alice["status"] == "completed" and alice["passed"] == 0 and alice["total"] == 4
     assert alice["exercises"]["lesion_mass_share"]["message"].startswith("no cell of the submission defines")
     assert "differs" in alice["exercises"]["l1_residual"]["message"]
     assert carol["exercises"]["gain_over_baseline"]["status"] == "failed"  # no inf for a zero baseline

@@ -254,6 +254,21 @@ def test_image_score_rules():
     assert image_scores(maps, brains, "max").item() == 49
 
 
+def test_top_fraction_scores_span_max_top10_and_mean():
+    from featureae_lite.core.maps import top_fraction_scores
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(4, 1, 12, 12, generator=g)
+    brains = (torch.rand(4, 1, 12, 12, generator=g) < 0.7).float()
+    brains[1] = 0  # no brain pixel: score 0, as image_scores
+    assert torch.equal(top_fraction_scores(maps, brains, 1e-6), image_scores(maps, brains, "max"))
+    assert torch.allclose(top_fraction_scores(maps, brains, 0.1), image_scores(maps, brains), atol=1e-6)
+    means = [m[b > 0].mean() if b.any() else torch.tensor(0.0) for m, b in zip(maps, brains, strict=True)]
+    assert torch.allclose(top_fraction_scores(maps, brains, 1.0), torch.stack(means))
+    with pytest.raises(ValueError, match="fraction"):
+        top_fraction_scores(maps, brains, 0.0)
+
+
 def test_evaluate_output_of_raw_maps_matches_evaluate(toy):
     from featureae_lite.experiments.evaluation import evaluate_output, output_from_maps
 

@@ -71,3 +71,87 @@ def check_rank_by_log_ratio(fn: Callable, rng: np.random.Generator) -> None:
     got = fn({})
     if not isinstance(got, list | tuple) or list(got):
         raise Wrong(f"for no types at all expected an empty list, got {got!r}.", hint)
+
+
+# -- design task: an intensity lesion detector that survives another scanner ------------------------
+_SHAPE = (16, 40, 40)  # slices × rows × columns of the toy volumes
+_DICE_SHARE = 0.75  # the pass bar: this share of the Dice of the best threshold chosen with the labels
+
+
+def _axes() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(np.meshgrid(*[np.linspace(-1, 1, s) for s in _SHAPE], indexing="ij"))
+
+
+def _toy_volume(rng: np.random.Generator, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A FLAIR-like toy volume: an ellipsoid brain of grey matter, white matter and CSF in fixed
+    proportions (a smooth random field decides where), 1–3 bright ellipsoid lesions of about
+    ``radius`` voxels, partial-volume blur and noise. Returns (image, lesion, brain)."""
+    from scipy.ndimage import gaussian_filter
+
+    z, y, x = _axes()
+    brain = (z / 0.95) ** 2 + (y / 0.9) ** 2 + (x / 0.8) ** 2 <= 1
+    field = gaussian_filter(rng.normal(size=_SHAPE), 2.0)
+    csf, white = np.quantile(field[brain], [0.1, 0.6])
+    image = np.where(field < csf, 0.2, np.where(field < white, 0.45, 0.6))  # FLAIR: WM darker than GM
+    lesion, index, centres = np.zeros(_SHAPE, bool), np.indices(_SHAPE), np.argwhere(brain)
+    for _ in range(int(rng.integers(1, 4))):
+        centre = centres[int(rng.integers(len(centres)))][:, None, None, None]
+        axes = radius * rng.uniform(0.7, 1.3, 3)[:, None, None, None]
+        lesion |= (((index - centre) / axes) ** 2).sum(0) <= 1
+    lesion &= brain
+    image = np.where(lesion, rng.uniform(1.0, 1.1), image)
+    image = gaussian_filter(image, 0.7) + rng.normal(0, 0.03, _SHAPE)
+    return np.where(brain, image, 0.0), lesion, brain
+
+
+def _another_scanner(rng: np.random.Generator, image: np.ndarray,
+                     brain: np.ndarray) -> tuple[np.ndarray, float]:
+    """The same volume as another scanner records it: a gain, an offset, a gamma and a smooth
+    multiplicative bias field across the volume. Returns the image and the gain."""
+    z, y, x = _axes()
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    bias = np.exp(rng.uniform(0.03, 0.1) * (direction[0] * z + direction[1] * y + direction[2] * x))
+    gain, offset, gamma = np.exp(rng.uniform(-1, 1)), rng.uniform(-0.3, 0.3), np.exp(rng.uniform(-0.2, 0.2))
+    return np.where(brain, gain * np.clip(image, 0, None) ** gamma * bias + offset, 0.0), float(gain)
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(2 * (pred & truth).sum() / max(1, pred.sum() + truth.sum()))
+
+
+@exercise("00_mri_data_and_anomalies", "design: an intensity lesion detector calibrated on one labelled "
+          "volume, graded by Dice on a held-out volume from another scanner", design=True)
+def check_lesion_detector(fn: Callable, rng: np.random.Generator) -> str:
+    from featureae_lite.core.metrics import best_dice
+
+    radii = [float(rng.uniform(2.3, 3.0)), float(rng.uniform(3.6, 4.6))]  # one volume with small
+    rng.shuffle(radii)  # lesions, one with large ones, in a random order
+    val_image, val_lesion, val_brain = _toy_volume(rng, radii[0])
+    val_image, _ = _another_scanner(rng, val_image, val_brain)
+    image, lesion, brain = _toy_volume(rng, radii[1])
+    image, gain = _another_scanner(rng, image, brain)
+    got = fn(val_image.copy(), val_lesion.copy(), val_brain.copy(), image.copy(), brain.copy())
+    hint = ("a threshold is a number in the intensity units of one scan, and the held-out volume has "
+            "other units (gain, offset, gamma, bias field). Express intensities relative to each "
+            "volume's own brain before you choose the threshold on the validation volume, so that the "
+            "same number means the same thing in both; prefer statistics that a few lesion voxels do "
+            "not move, and a threshold in the middle of the range that works on validation rather than "
+            "at its edge. A fixed share of the brightest voxels does not carry over either: the lesion "
+            "load differs between the volumes.")
+    if hasattr(got, "detach"):
+        got = got.detach().cpu().numpy()
+    pred = np.asarray(got)
+    if pred.shape != _SHAPE or not (pred.dtype == bool or np.isin(pred, (0, 1)).all()):
+        raise Wrong(f"return a boolean lesion mask of the held-out volume, shape {_SHAPE}; got "
+                    f"{type(got).__name__} of shape {pred.shape}.", hint)
+    pred = pred.astype(bool)
+    dice, (best, _) = _dice(pred, lesion), best_dice(image[brain], lesion[brain])
+    carried = _dice((image >= best_dice(val_image[val_brain], val_lesion[val_brain])[1]) & brain, lesion)
+    if dice < _DICE_SHARE * best:
+        raise Wrong(f"your mask reaches a Dice of {dice:.3f} on the held-out volume; the best single "
+                    f"threshold, chosen with its labels, reaches {best:.3f} (pass: at least "
+                    f"{_DICE_SHARE:.0%} of it, {_DICE_SHARE * best:.3f}).", hint)
+    return (f"held-out Dice {dice:.2f} on a volume recorded with {gain:.2g}× the gain, an offset, a gamma "
+            f"and a bias field; the best threshold chosen with its labels reaches {best:.2f}, the "
+            f"validation volume's best threshold carried over as a number {carried:.2f}.")

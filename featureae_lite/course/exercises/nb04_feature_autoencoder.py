@@ -26,7 +26,9 @@ def check_feature_ssim_loss(fn: Callable, rng: np.random.Generator) -> None:
 
     f, f_hat = _features(rng)
     _number(fn(f, f_hat), float(ssim_loss(f_hat, f, window_size=5)), "feature_ssim_loss(f, f_hat)",
-            "ssim_map works for any channel count; use window_size=5.")
+            "SSIM is measured per pixel and per channel, for any number of channels; FAE compares "
+            "features in a 5×5 window (images use 11×11). The loss is one minus the average over "
+            "every pixel, channel and slice.")
 
 
 @exercise("04_feature_autoencoder", "FAE's anomaly map: channel-mean 1 − SSIM upsampled to the image",
@@ -79,3 +81,70 @@ def check_largest_drop(fn: Callable, rng: np.random.Generator) -> None:
             shown = {k: round(v, 4) for k, v in table.items()}
             raise Wrong(f"for the table {shown} with reference {reference!r} expected {expected!r}, "
                         f"got {got!r}.", hint)
+
+
+# -- design task: one map from two with complementary failures --------------------------------------
+_GAIN_OVER_BOTH = 0.05  # the pass bar: this much above the held-out AP of the better input map
+_MAP_SIDE = 32
+
+
+def _two_maps(rng: np.random.Generator, n: int, isointense: float, scales: tuple[float, float],
+              edges: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` slices with one lesion disk each, a share ``isointense`` of them as bright as the tissue,
+    and two maps of them: an FAE-like one (coarse: it sees every lesion, blurred, among smooth blobs
+    of false alarm) and an l1-like one (sharp: it sees only the bright lesions, among bright edge
+    pixels), each on a scale of its own. Returns (fae, l1, masks)."""
+    from featureae_lite.core.maps import gaussian_blur
+
+    g, side = _gen(rng), _MAP_SIDE
+    yy, xx = torch.meshgrid(torch.arange(side).float(), torch.arange(side).float(), indexing="ij")
+    bright, flat = torch.zeros(n, 1, side, side), torch.zeros(n, 1, side, side)
+    kinds = rng.permutation(np.arange(n) < round(isointense * n))
+    for i in range(n):
+        r = float(rng.uniform(2, 5))
+        cy, cx = rng.uniform(r + 2, side - r - 2, 2)
+        (flat if kinds[i] else bright)[i, 0] = (((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r).float()
+    masks = bright + flat
+    blobs = gaussian_blur(torch.randn(n, 1, side, side, generator=g), 13, 3.0, padding="reflect")
+    fae = gaussian_blur(masks, 9, 2.0, padding="reflect") + 2.2 * blobs
+    edge = torch.rand(n, 1, side, side, generator=g) < edges
+    edge = edge * 1.5 * torch.rand(n, 1, side, side, generator=g)
+    l1 = bright + 0.15 * torch.randn(n, 1, side, side, generator=g).abs() + edge
+    return scales[0] * fae, scales[1] * l1, masks
+
+
+@exercise("04_feature_autoencoder", "design: one anomaly map from FAE's map and the l1 residual, calibrated "
+          "on validation maps, that beats both on held-out maps", design=True)
+def check_combine_maps(fn: Callable, rng: np.random.Generator) -> str:
+    from featureae_lite.core.metrics import average_precision
+
+    isointense, edges = float(rng.uniform(0.25, 0.5)), float(rng.uniform(0.01, 0.04))
+    scales = (float(np.exp(rng.uniform(-3, 3))), float(np.exp(rng.uniform(-3, 3))))
+    val = _two_maps(rng, 30, isointense, scales, edges)
+    fae, l1, masks = _two_maps(rng, 40, isointense, scales, edges)
+    got = fn(*(t.clone() for t in val), fae.clone(), l1.clone())
+    hint = ("the two maps fail in different places — one misses the lesions that are as bright as the "
+            "tissue, the other raises blurred false alarms — so a pixel that only one of them flags "
+            "is less certain than one both flag. They are also on different scales: adding them as "
+            "they are lets the larger one decide alone. Put both on a common scale first (measured on "
+            "the validation maps, or from each map's own spread), then combine them, and choose how "
+            "much each counts by the pixel AP on the validation maps.")
+    if isinstance(got, np.ndarray):
+        got = torch.from_numpy(got)
+    if not isinstance(got, torch.Tensor) or got.shape != fae.shape or not torch.isfinite(got).all():
+        shape = tuple(getattr(got, "shape", ()))
+        raise Wrong(f"return one map of the held-out slices, a tensor of shape {tuple(fae.shape)} with "
+                    f"finite values; got {type(got).__name__} of shape {shape}.", hint)
+
+    def held_out_ap(m: torch.Tensor) -> float:
+        return average_precision(m.detach().double().numpy(), masks.numpy() > 0)
+
+    mine, ap_fae, ap_l1 = held_out_ap(got), held_out_ap(fae), held_out_ap(l1)
+    better = max(ap_fae, ap_l1)
+    if mine < better + _GAIN_OVER_BOTH:
+        raise Wrong(f"your map reaches a held-out pixel AP of {mine:.3f}; the FAE-like map alone reaches "
+                    f"{ap_fae:.3f}, the l1-like map {ap_l1:.3f} (pass: at least {_GAIN_OVER_BOTH} above the "
+                    f"better, {better + _GAIN_OVER_BOTH:.3f}).", hint)
+    return (f"held-out pixel AP {mine:.2f} against {ap_fae:.2f} for the FAE-like map and {ap_l1:.2f} for the "
+            f"l1-like map ({isointense:.0%} of the lesions as bright as the tissue, the maps' scales "
+            f"{max(scales) / min(scales):.3g}× apart).")
