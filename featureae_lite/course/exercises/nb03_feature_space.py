@@ -134,6 +134,8 @@ def check_channel_weights(fn: Callable, rng: np.random.Generator) -> str:
         got = np.asarray(got, dtype=float)
     if isinstance(got, np.ndarray):
         got = torch.from_numpy(got)
+    if isinstance(got, torch.Tensor):
+        got = got.detach().cpu()
     if not isinstance(got, torch.Tensor) or tuple(got.shape) != (c,) or not torch.isfinite(got).all() \
             or not got.abs().sum() > 0:
         raise Wrong(f"return {c} finite weights, one per channel (not all 0), as a tensor, an array or a "

@@ -123,9 +123,9 @@ def check_combine_maps(fn: Callable, rng: np.random.Generator) -> str:
     val = _two_maps(rng, 30, isointense, scales, edges)
     fae, l1, masks = _two_maps(rng, 40, isointense, scales, edges)
     got = fn(*(t.clone() for t in val), fae.clone(), l1.clone())
-    hint = ("the two maps fail in different places — one misses the lesions that are as bright as the "
-            "tissue, the other raises blurred false alarms — so a pixel that only one of them flags "
-            "is less certain than one both flag. They are also on different scales: adding them as "
+    hint = ("the two maps fail in different places — the l1-like map misses the lesions that are as "
+            "bright as the tissue and fires on edge pixels, the FAE-like map is blurred and raises smooth "
+            "false alarms — so each can correct the other. They are also on different scales: adding them as "
             "they are lets the larger one decide alone. Put both on a common scale first (measured on "
             "the validation maps, or from each map's own spread), then combine them, and choose how "
             "much each counts by the pixel AP on the validation maps.")
