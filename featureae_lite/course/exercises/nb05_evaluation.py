@@ -28,8 +28,9 @@ def check_average_precision(fn: Callable, rng: np.random.Generator) -> None:
         scores, labels = _scored(rng, n, rate, rng.uniform(0.0, 0.8))
         _number(fn(scores, labels), float(average_precision_score(labels, scores)),
                 f"your AP for {labels.sum()} positives among {n} pixels",
-                "sort scores descending; precision at each positive = TP so far / rank; AP = mean of the "
-                "precisions at the positives.", tol=1e-6)
+                "walk down the pixels from the highest score to the lowest; each time you meet a lesion "
+                "pixel, note the precision so far (the share of lesion pixels among the pixels met); AP "
+                "is the average of those precisions over all lesion pixels.", tol=1e-6)
 
 
 @exercise("05_evaluation", "the Dice coefficient of two binary masks",
@@ -39,7 +40,8 @@ def check_dice(fn: Callable, rng: np.random.Generator) -> None:
         shape = tuple(int(v) for v in rng.integers(6, 20, size=2))
         a, b = rng.random(shape) < rng.uniform(0.1, 0.6), rng.random(shape) < rng.uniform(0.1, 0.6)
         _number(fn(a, b), 2 * (a & b).sum() / (a.sum() + b.sum()), "dice(a, b)",
-                "Dice = 2 |A ∩ B| / (|A| + |B|).")
+                "Dice relates the overlap to the size of the two masks: the pixels that are in both, "
+                "counted twice (once for each mask), out of all pixels of the two masks together.")
     _number(fn(a, a), 1.0, "dice(a, a)", "identical masks have Dice 1.")
     _number(fn(a, ~a), 0.0, "dice(a, ~a)", "disjoint masks have Dice 0.")
 

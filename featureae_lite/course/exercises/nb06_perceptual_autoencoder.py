@@ -23,13 +23,16 @@ def check_relative_perceptual_l1(fn: Callable, rng: np.random.Generator) -> None
     got, grad = value_and_grad(fn, (fx, fy), wrt=0)
     den = fx.abs().flatten(1).mean(1)
     _close(got, relative_perceptual_loss(fx, fy).detach(), "relative_perceptual_l1(fx, fy)",
-           "per sample: mean |fx − fy| / mean |fx|, shape (N,).")
+           "one value per sample: how far fy is from fx on average over all channels and positions, "
+           "relative to how large fx is on average over the same.")
     if grad is None:
         raise Wrong("your loss carries no gradient with respect to fx.",
-                    "compute it with torch operations on fx itself (detach only the denominator).")
+                    "build the loss from fx with differentiable tensor operations; a conversion to numpy "
+                    "or to Python numbers cuts the graph, and so the gradient.")
     want = torch.sign(fx - fy) / (den.view(-1, 1, 1, 1) * fx[0].numel())
     _close(grad, want, "the gradient with respect to fx",
-           "the denominator must not carry gradient: compute mean |fx| on a copy of fx cut from the graph.")
+           "only the numerator may carry gradient: the denominator is a scale that backpropagation "
+           "must treat as a constant, so take it from a copy of fx that is separated from the graph.")
 
 
 @exercise("06_perceptual_autoencoder", "choose a hyperparameter from validation results only")

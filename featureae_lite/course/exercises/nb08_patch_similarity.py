@@ -26,7 +26,9 @@ def check_ncc(fn: Callable, rng: np.random.Generator) -> None:
         cov = ((a - a.mean()) * (y - y.mean())).mean()
         want = (cov + eps) / torch.sqrt((a.var(unbiased=False) + eps) * (y.var(unbiased=False) + eps))
         _number(fn(a, y, eps), float(want), f"ncc for {name}",
-                "NCC = (cov + eps) / sqrt((var_x + eps)(var_y + eps)) with population statistics.",
+                "NCC is the covariance of the two patches over the product of their standard deviations, "
+                "with eps added to the covariance and to each variance (so that two flat patches give 1); "
+                "use population statistics (divide by the number of pixels, not one less).",
                 tol=1e-4)
 
 
@@ -46,8 +48,10 @@ def check_box_ncc_map(fn: Callable, rng: np.random.Generator) -> None:
     vx, vy, cov = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
     want = (cov + eps) / torch.sqrt((vx.clamp_min(0) + eps) * (vy.clamp_min(0) + eps))
     _close(fn(x, y, w, eps), want, f"box_ncc_map(x, y, {w}, {eps:.2g})",
-           "local means with F.avg_pool2d on reflect-padded input (pad w // 2 on every side, stride 1); "
-           "var = mean(x²) − mean(x)², cov = mean(xy) − mean(x)mean(y).", atol=1e-4)
+           "every statistic is a local average over the w × w square centred on each pixel; mirror the "
+           "image at its borders by half a window so that the map keeps the input's size; the local "
+           "variance is the local mean of the squares less the square of the local mean, the local "
+           "covariance likewise from the product of the two images.", atol=1e-4)
 
 
 def _lesion_enrichment(maps: torch.Tensor, masks: torch.Tensor, brains: torch.Tensor) -> float:

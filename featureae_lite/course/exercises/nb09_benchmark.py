@@ -31,11 +31,12 @@ def check_gain_over_baseline(fn: Callable, rng: np.random.Generator) -> None:
     for method, baseline in (("fae", "threshold"), ("ae_l1", "fae")):
         want = results[method]["pixel_ap"] / results[baseline]["pixel_ap"]
         _number(fn(results, method, baseline), want, f"gain_over_baseline(results, {method!r}, {baseline!r})",
-                "divide the method's pixel_ap by the baseline's.")
+                "the gain is a ratio: the method's pixel AP in units of the baseline's.")
     got = fn(results, "fae", "random")
     if not (isinstance(got, float) and math.isinf(got)):
         raise Wrong(f"against a baseline with AP 0 the gain should be float('inf'), got {got!r}.",
-                    "handle a zero baseline explicitly instead of dividing by zero.")
+                    "a baseline that finds nothing makes any positive AP infinitely better: decide that "
+                    "case before dividing.")
 
 
 @exercise("09_benchmark", "predict, then find the anomaly type on which the best method is closest to chance")
