@@ -28,9 +28,11 @@ def _widget_names() -> list[str]:
 
 
 def _exercises_per_notebook() -> dict[str, list[str]]:
+    """The exercises of every notebook that the docs list: all but the open design tasks (design=True)."""
     per: dict[str, list[str]] = {}
     for name, ex in EXERCISES.items():
-        per.setdefault(ex.notebook, []).append(name)
+        if not ex.design:
+            per.setdefault(ex.notebook, []).append(name)
     return per
 
 
