@@ -23,13 +23,16 @@ def check_relative_perceptual_l1(fn: Callable, rng: np.random.Generator) -> None
     got, grad = value_and_grad(fn, (fx, fy), wrt=0)
     den = fx.abs().flatten(1).mean(1)
     _close(got, relative_perceptual_loss(fx, fy).detach(), "relative_perceptual_l1(fx, fy)",
-           "per sample: mean |fx − fy| / mean |fx|, shape (N,).")
+           "one value per sample: how far fy is from fx on average over all channels and positions, "
+           "relative to how large fx is on average over the same.")
     if grad is None:
         raise Wrong("your loss carries no gradient with respect to fx.",
-                    "compute it with torch operations on fx itself (detach only the denominator).")
+                    "build the loss from fx with differentiable tensor operations; a conversion to numpy "
+                    "or to Python numbers cuts the graph, and so the gradient.")
     want = torch.sign(fx - fy) / (den.view(-1, 1, 1, 1) * fx[0].numel())
     _close(grad, want, "the gradient with respect to fx",
-           "the denominator must not carry gradient: compute mean |fx| on a copy of fx cut from the graph.")
+           "only the numerator may carry gradient: the denominator is a scale that backpropagation "
+           "must treat as a constant, so take it from a copy of fx that is separated from the graph.")
 
 
 @exercise("06_perceptual_autoencoder", "choose a hyperparameter from validation results only")
@@ -81,3 +84,56 @@ def check_detection_rate_at_fpr(fn: Callable, rng: np.random.Generator) -> None:
     got = fn(rng.random(10), np.zeros(10, bool), 0.05)  # edge case: nothing to detect
     if not _is_nan(got):
         raise Wrong(f"with no anomalous slice the detection rate is undefined; you returned {got!r}.", hint)
+
+
+Sampler = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def _image_scores(rng: np.random.Generator) -> tuple[float, Sampler]:
+    """A target false-alarm rate and a sampler of image scores (normal, then anomalous) whose location,
+    scale and skew change per draw."""
+    loc, scale = rng.uniform(-5, 5), 10 ** rng.uniform(-2, 2)
+    skew, shift = rng.uniform(0.2, 0.8), rng.uniform(1.5, 3)
+    target = float(rng.choice([0.02, 0.05, 0.1]))
+
+    def sample(n_normal: int, n_anomalous: int) -> tuple[np.ndarray, np.ndarray]:
+        z = np.r_[rng.normal(0, 1, n_normal), rng.normal(shift, 1, n_anomalous)]
+        return loc + scale * np.exp(skew * z), np.r_[np.zeros(n_normal, bool), np.ones(n_anomalous, bool)]
+
+    return target, sample
+
+
+@exercise("06_perceptual_autoencoder", "design: a threshold chosen on validation scores that keeps the "
+          "false-alarm rate of new slices within a target",
+          forbidden=("featureae_lite.core.metrics.threshold_at_fpr",), design=True)
+def check_operating_threshold(fn: Callable, rng: np.random.Generator) -> str:
+    hint = ("the share of validation normals above a threshold only estimates the share of new normals "
+            "above it: with n normal slices that estimate has a standard deviation of about "
+            "√(target / n). Placed exactly at the target, a threshold flags too many new normals about "
+            "half the time; placed far above it, it gives away detections. Where between the two would "
+            "you aim, and why does the answer depend on n?")
+    target, sample = _image_scores(rng)
+    n_normal = int(rng.integers(300, 800) / target)  # about 300–800 normals above the target's threshold
+    val_scores, val_anomalous = sample(n_normal, int(rng.integers(200, 1000)))
+    scores, anomalous = sample(50000, 10000)
+    got = fn(val_scores.copy(), val_anomalous.copy(), target)
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    try:
+        threshold = float(got)
+    except (TypeError, ValueError) as err:
+        raise Wrong(f"return one threshold (a number), got {type(got).__name__}.", hint) from err
+    if math.isnan(threshold):
+        raise Wrong("your threshold is NaN.", hint)
+    fpr = float((scores[~anomalous] >= threshold).mean())
+    detected = float((scores[anomalous] >= threshold).mean())
+    best, half = (_detection_rate(scores, anomalous, f) for f in (target, target / 2))
+    measured = (f"on {int((~anomalous).sum())} held-out normal slices {fpr:.2%} are flagged (target "
+                f"{target:.0%}) and {detected:.1%} of {int(anomalous.sum())} anomalous ones")
+    if fpr > target:
+        raise Wrong(f"{measured}: more false alarms than the target allows.", hint)
+    if detected < half:
+        raise Wrong(f"{measured}; the best threshold at half the target false-alarm rate would detect "
+                    f"{half:.1%}: your threshold gives away more detections than the bar allows.", hint)
+    return (f"{measured}; the best threshold exactly at the target would detect {best:.1%}, one at half "
+            f"the target {half:.1%}.")

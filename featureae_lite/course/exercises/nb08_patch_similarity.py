@@ -26,7 +26,9 @@ def check_ncc(fn: Callable, rng: np.random.Generator) -> None:
         cov = ((a - a.mean()) * (y - y.mean())).mean()
         want = (cov + eps) / torch.sqrt((a.var(unbiased=False) + eps) * (y.var(unbiased=False) + eps))
         _number(fn(a, y, eps), float(want), f"ncc for {name}",
-                "NCC = (cov + eps) / sqrt((var_x + eps)(var_y + eps)) with population statistics.",
+                "NCC is the covariance of the two patches over the product of their standard deviations, "
+                "with eps added to the covariance and to each variance (so that two flat patches give 1); "
+                "use population statistics (divide by the number of pixels, not one less).",
                 tol=1e-4)
 
 
@@ -46,8 +48,10 @@ def check_box_ncc_map(fn: Callable, rng: np.random.Generator) -> None:
     vx, vy, cov = box(x * x) - mx**2, box(y * y) - my**2, box(x * y) - mx * my
     want = (cov + eps) / torch.sqrt((vx.clamp_min(0) + eps) * (vy.clamp_min(0) + eps))
     _close(fn(x, y, w, eps), want, f"box_ncc_map(x, y, {w}, {eps:.2g})",
-           "local means with F.avg_pool2d on reflect-padded input (pad w // 2 on every side, stride 1); "
-           "var = mean(x²) − mean(x)², cov = mean(xy) − mean(x)mean(y).", atol=1e-4)
+           "every statistic is a local average over the w × w square centred on each pixel; mirror the "
+           "image at its borders by half a window so that the map keeps the input's size; the local "
+           "variance is the local mean of the squares less the square of the local mean, the local "
+           "covariance likewise from the product of the two images.", atol=1e-4)
 
 
 def _lesion_enrichment(maps: torch.Tensor, masks: torch.Tensor, brains: torch.Tensor) -> float:
@@ -83,3 +87,86 @@ def check_lesion_enrichment(fn: Callable, rng: np.random.Generator) -> None:
         got = fn(m.clone(), k.clone(), brains.clone())
         if not _is_nan(got):
             raise Wrong(f"for {name} the enrichment is undefined (NaN); you returned {got!r}.", hint)
+
+
+_WINDOWS = (3, 5, 7, 9, 11, 15, 21, 27, 33, 41, 51)
+
+
+def _restoration_pairs(rng: np.random.Generator) -> Callable[[int], tuple[torch.Tensor, ...]]:
+    """A sampler of (image, restoration, lesion mask, brain) batches (N, 1, 64, 64).
+
+    Tissue is a smooth random texture; a lesion is a disc where part of the texture is replaced by
+    another texture (a structural change, not a brightness change); the restoration is the healthy
+    image. Both the image and its restoration carry independent noise. The lesion radius (in one of four
+    ranges, 1.5 to 15 px), the noise, the texture's grain and the lesions' strength are drawn once per
+    draw.
+    """
+    size = 64
+    low, high = ((1.5, 2.5), (3.5, 5), (6.5, 9), (11, 15))[int(rng.integers(4))]
+    radius = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    noise = 0.1 * float(np.exp(rng.uniform(np.log(0.05), np.log(0.4))))
+    grain = rng.uniform(1.0, 2.0)
+    strength = min(1.0, rng.uniform(0.8, 1.2) * (0.2 + 1.5 / radius))
+    count = max(2, min(6, int(1200 / (np.pi * radius**2))))
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+
+    def texture(n: int) -> torch.Tensor:
+        from featureae_lite.core.maps import gaussian_blur
+
+        field = torch.from_numpy(rng.normal(0, 1, (n, 1, size, size))).float()
+        field = gaussian_blur(field, 2 * int(3 * grain) + 1, grain)
+        return 0.5 + 0.1 * field / field.std()
+
+    def sample(n: int) -> tuple[torch.Tensor, ...]:
+        healthy, other = texture(n), texture(n)
+        masks = torch.zeros(n, 1, size, size, dtype=torch.bool)
+        for mask in masks:
+            for _ in range(count):
+                cy, cx = rng.uniform(radius + 2, size - radius - 2, 2)
+                mask[0] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+        lesioned = torch.where(masks, (1 - strength) * healthy + strength * other, healthy)
+        image = lesioned + noise * torch.from_numpy(rng.normal(0, 1, (n, 1, size, size))).float()
+        restored = healthy + noise * torch.from_numpy(rng.normal(0, 1, (n, 1, size, size))).float()
+        return image, restored, masks.float(), torch.ones(n, 1, size, size)
+
+    return sample
+
+
+def _ncc_ap(pairs: tuple[torch.Tensor, ...], window: int) -> float:
+    """Pixel AP of the map 1 − local NCC (a Gaussian window of side ``window``) of (image, restoration)
+    pairs against their lesion masks."""
+    from featureae_lite.core.metrics import average_precision
+    from featureae_lite.models.patchsim import local_ncc
+
+    image, restored, masks, _ = pairs
+    return average_precision((1 - local_ncc(image, restored, window)).flatten().numpy(),
+                             masks.flatten().numpy() > 0)
+
+
+@exercise("08_patch_similarity_scoring", "design: a local-NCC window chosen on validation pairs, graded by "
+          "the held-out AP of its map", design=True)
+def check_choose_window(fn: Callable, rng: np.random.Generator) -> str:
+    hint = ("a window much smaller than a lesion compares noise with noise inside it; a window much "
+            "larger than a lesion mixes it with healthy tissue that matches, and the change fades. The "
+            "right size depends on the lesions and the noise of the data at hand, which you only see "
+            "through the validation pairs: measure there what each candidate window achieves.")
+    while True:  # a draw where the window matters: the best window's AP between 0.3 and 0.9
+        sample = _restoration_pairs(rng)
+        held = sample(24)
+        aps = {w: _ncc_ap(held, w) for w in _WINDOWS}
+        if 0.3 <= max(aps.values()) <= 0.9:
+            break
+    got = fn(*sample(16))
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, int | np.integer | float) or got != int(got) \
+            or int(got) % 2 == 0 or not 3 <= int(got) <= 63:
+        raise Wrong(f"return the window as an odd whole number from 3 to 63, got {got!r}.", hint)
+    best, default = max(aps, key=aps.get), aps[11]
+    ap = aps[int(got)] if int(got) in aps else _ncc_ap(held, int(got))
+    measured = (f"held-out AP of 1 − NCC {ap:.3f} with window {int(got)}; the best window of "
+                f"{', '.join(map(str, _WINDOWS))} on the held-out pairs reaches {aps[best]:.3f} "
+                f"(window {best}), the default window 11 {default:.3f}")
+    if ap < aps[best] - 0.04:
+        raise Wrong(f"{measured}. The bar: within 0.04 of the best.", hint)
+    return measured + "."

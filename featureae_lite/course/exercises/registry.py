@@ -97,6 +97,8 @@ def exercise(notebook: str, task: str, forbidden: tuple[str, ...] = (),
 
     def wrap(fn: Checker) -> Checker:
         name = fn.__name__.removeprefix("check_")
+        if name in EXERCISES:  # one function name per exercise: the grader finds solutions by name
+            raise ValueError(f"exercise {name!r} registered twice: {EXERCISES[name].notebook}, {notebook}")
         EXERCISES[name] = Exercise(name, notebook, task, fn, forbidden, design)
         return fn
 
