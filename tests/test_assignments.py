@@ -56,8 +56,8 @@ def test_reference_solutions_pass_and_stubs_say_not_attempted(path):
     nb = nbformat.read(path, as_version=4)
     cells = _exercise_cells(nb)
     names = [_name(c) for c in cells]
-    designs = [n for n in names if n in EXERCISES and EXERCISES[n].design]  # open design tasks, at most one
-    assert 2 <= len(cells) - len(designs) <= 4 and len(designs) <= 1, \
+    designs = [n for n in names if n in EXERCISES and EXERCISES[n].design]  # one open design task
+    assert 2 <= len(cells) <= 5 and len(designs) == 1, \
         f"{path.name} has {len(cells)} exercises ({len(designs)} design tasks)"
     assert sorted(names) == sorted(e.name for e in EXERCISES.values() if e.notebook == path.stem)
     checks = [c.source for c in nb.cells if "exercise-check" in c.metadata.get("tags", [])]
