@@ -88,6 +88,7 @@ def _residual_toy(rng: np.random.Generator, radius: float, amplitude: float, n: 
 @exercise("01_l1_residual_autoencoder", "design: the share of the highest in-brain values whose mean "
           "scores a slice, chosen on validation slices", design=True)
 def check_top_fraction(fn: Callable, rng: np.random.Generator) -> str:
+    from featureae_lite.core.maps import top_fraction_scores
     from featureae_lite.core.metrics import average_precision
 
     radius = float(np.exp(rng.uniform(np.log(0.6), np.log(12.0))))
@@ -108,12 +109,9 @@ def check_top_fraction(fn: Callable, rng: np.random.Generator) -> str:
         raise Wrong(f"return one number in (0, 1], the share of each slice's in-brain pixels to average; "
                     f"got {got!r}.", hint)
     fraction, labels = float(got), masks.flatten(1).amax(1).numpy() > 0
-    ranked = maps[brains > 0].view(len(maps), -1).sort(dim=1, descending=True).values  # one brain for all
-    sums = ranked.cumsum(dim=1)
 
-    def held_out_ap(f: float) -> float:  # top_fraction_scores, with the sorting done once
-        k = max(1, math.ceil(f * ranked.shape[1]))
-        return average_precision((sums[:, k - 1] / k).numpy(), labels)
+    def held_out_ap(f: float) -> float:
+        return average_precision(top_fraction_scores(maps, brains, f).numpy(), labels)
 
     mine, top10, best = held_out_ap(fraction), held_out_ap(0.1), max(held_out_ap(f) for f in _FRACTIONS)
     if mine < best - _AP_MARGIN:
