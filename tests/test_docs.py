@@ -7,6 +7,7 @@ import inspect
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from featureae_lite.cli import build_parser
@@ -71,12 +72,25 @@ def test_exercise_counts_and_the_teaching_table():
 def test_readme_student_times_follow_the_teaching_table():
     teach = {ln.split("|")[1].strip()[:2]: int(re.search(r"(\d+) min", ln.split("|")[4]).group(1))
              for ln in TEACHING.splitlines() if re.match(r"\| \d\d ", ln)}
-    reading = int(re.search(r"reading and running the notebook \((\d+) min\)", README).group(1))
+    reading = int(re.search(r"reading and running the notebook \((\d+) min[:)]", README).group(1))
     rows = re.finditer(r"\| `(\d\d)_\w+` \|.*\| (\d+) min \|", README)
     course = {m.group(1): int(m.group(2)) for m in rows}
     assert course == {nb: t + reading for nb, t in teach.items()}
     hours = round(sum(course.values()) / 60)
     assert f"about **{hours} hours**" in README
+
+
+def test_the_readme_reading_time_fits_each_notebooks_text():
+    """The README's reading time is words at about 100 a minute: each notebook's Markdown (explanations
+    included) must stay within the word range the footnote states."""
+    reading = int(re.search(r"reading and running the notebook \((\d+) min: ", README).group(1))
+    low, high = (int(w.replace(",", "")) for w in
+                 re.search(r"(\d[\d,]*)–(\d[\d,]*) words of text at about 100 words", README).groups())
+    assert low <= reading * 100 <= high
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        words = sum(len(c.source.split()) for c in cells if c.cell_type == "markdown")
+        assert low <= words <= high, f"{path.name}: {words} words of Markdown, outside the README's {low}–{high}"
 
 
 def test_every_drift_range_is_the_measured_one():
