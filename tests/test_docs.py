@@ -90,7 +90,7 @@ def test_the_readme_reading_time_fits_each_notebooks_text():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = nbformat.read(path, as_version=4).cells
         words = sum(len(c.source.split()) for c in cells if c.cell_type == "markdown")
-        assert low <= words <= high, f"{path.name}: {words} words of Markdown, outside the README's {low}–{high}"
+        assert low <= words <= high, f"{path.name}: {words} words of Markdown, not {low}–{high}"
 
 
 def test_every_drift_range_is_the_measured_one():
