@@ -38,9 +38,13 @@ def _close(got: Any, want: torch.Tensor, what: str, hint: str = "", atol: float 
         raise Wrong(f"{what} differs from the expected values (largest difference {err:.3g}).", hint)
 
 
+def _unwrap(got: Any) -> Any:
+    """A one-element tensor as the Python number it holds; anything else unchanged."""
+    return got.item() if isinstance(got, torch.Tensor) and got.numel() == 1 else got
+
+
 def _number(got: Any, want: float, what: str, hint: str = "", tol: float = 1e-5) -> None:
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+    got = _unwrap(got)
     try:
         value = float(got)
     except (TypeError, ValueError) as err:

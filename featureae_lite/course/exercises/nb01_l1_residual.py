@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from featureae_lite.course.exercises.helpers import _close, _gen, _maps, _number
+from featureae_lite.course.exercises.helpers import _close, _gen, _maps, _number, _unwrap
 from featureae_lite.course.exercises.registry import Wrong, exercise
 
 
@@ -52,8 +52,7 @@ def check_lesion_mass_share(fn: Callable, rng: np.random.Generator) -> None:
                 hint, tol=1e-5)
     _number(fn(maps, torch.zeros_like(masks), brains), 0.0, "the share when there is no lesion pixel", hint)
     got = fn(torch.zeros_like(maps), masks, brains)
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+    got = _unwrap(got)
     if not (isinstance(got, float) and math.isnan(got)):
         raise Wrong(f"for a map that is 0 everywhere the share is undefined (0 / 0): expected NaN, "
                     f"got {got!r}.", hint)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from featureae_lite.course.exercises.helpers import _close, _gen, _is_nan, _number, value_and_grad
+from featureae_lite.course.exercises.helpers import _close, _gen, _is_nan, _number, _unwrap, value_and_grad
 from featureae_lite.course.exercises.registry import Wrong, exercise
 
 
@@ -117,8 +117,7 @@ def check_operating_threshold(fn: Callable, rng: np.random.Generator) -> str:
     val_scores, val_anomalous = sample(n_normal, int(rng.integers(200, 1000)))
     scores, anomalous = sample(50000, 10000)
     got = fn(val_scores.copy(), val_anomalous.copy(), target)
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+    got = _unwrap(got)
     try:
         threshold = float(got)
     except (TypeError, ValueError) as err:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from featureae_lite.course.exercises.helpers import _close, _gen
+from featureae_lite.course.exercises.helpers import _close, _gen, _unwrap
 from featureae_lite.course.exercises.registry import Wrong, exercise
 
 
@@ -110,8 +110,7 @@ def check_choose_temperature(fn: Callable, rng: np.random.Generator) -> str:
     val_z, val_anomalous = sample(300, 100)
     z, anomalous = sample(1000, 250)
     got = fn(memory.clone(), val_z.clone(), val_anomalous.clone())
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+    got = _unwrap(got)
     try:
         tau = float(got)
     except (TypeError, ValueError) as err:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from featureae_lite.course.exercises.helpers import _close, _gen, _is_nan, _maps, _number
+from featureae_lite.course.exercises.helpers import _close, _gen, _is_nan, _maps, _number, _unwrap
 from featureae_lite.course.exercises.registry import Wrong, exercise
 
 
@@ -157,8 +157,7 @@ def check_choose_window(fn: Callable, rng: np.random.Generator) -> str:
         if 0.3 <= max(aps.values()) <= 0.9:
             break
     got = fn(*sample(16))
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+    got = _unwrap(got)
     if isinstance(got, bool) or not isinstance(got, int | np.integer | float) or got != int(got) \
             or int(got) % 2 == 0 or not 3 <= int(got) <= 63:
         raise Wrong(f"return the window as an odd whole number from 3 to 63, got {got!r}.", hint)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from featureae_lite.course.exercises.helpers import _gen, _maps, _number
+from featureae_lite.course.exercises.helpers import _gen, _maps, _number, _unwrap
 from featureae_lite.course.exercises.registry import Wrong, exercise
 
 # Names of the candidates: training populations of ae_l1 and other detectors of the course
@@ -157,8 +157,7 @@ def check_lift_over_chance(fn: Callable, rng: np.random.Generator) -> None:
         _number(fn(ap, masks, brains), ap / share,
                 f"the lift of AP {ap:.4f} on {n} slices of {size}×{size} px", hint, tol=1e-5)
     got = fn(0.3, torch.zeros_like(masks), brains)
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
+    got = _unwrap(got)
     if not (isinstance(got, float) and math.isnan(got)):
         raise Wrong(f"with no lesion pixel in the brain a random map's AP is 0 and the lift undefined: "
                     f"expected NaN, got {got!r}.", hint)
